@@ -1,0 +1,81 @@
+"""Generate the learner's stubs (exercises/) from the reference solutions (solutions/).
+
+Every region between a ``### BEGIN SOLUTION`` line and a ``### END SOLUTION`` line (the
+markers nbgrader uses) becomes ``raise NotImplementedError``; everything else — module
+docstring, imports, signatures, docstrings, class skeletons — is kept as written. The
+solutions are the one source: edit them, then run ``python -m grader generate``.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from grader.core import catalogue
+
+REPO = Path(__file__).resolve().parents[2]
+BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION\s*$")
+END = re.compile(r"^\s*### END SOLUTION\s*$")
+HEADER = (
+    "# Your exercise file: replace each `raise NotImplementedError(...)` with your code,\n"
+    "# then check your work with `pytest grader` (README.md says more).\n"
+    "# (Generated from solutions/{name} by `python -m grader generate`.)\n"
+)
+
+
+class MarkerError(ValueError):
+    pass
+
+
+def _enclosing_functions(source: str) -> dict[int, str]:
+    """Line number -> name of the innermost function around it."""
+    functions = [n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    owner: dict[int, str] = {}
+    for node in sorted(functions, key=lambda n: n.lineno):  # inner functions start later and win
+        for line in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+            owner[line] = node.name
+    return owner
+
+
+def make_stub(source: str, name: str) -> str:
+    """The stub of one solution module."""
+    owners = _enclosing_functions(source)
+    out, inside = [], False
+    for number, line in enumerate(source.splitlines(keepends=True), start=1):
+        begin = BEGIN.match(line)
+        if begin:
+            if inside:
+                raise MarkerError(f"{name}:{number}: BEGIN SOLUTION inside another solution region")
+            inside = True
+            function = owners.get(number, "this part")
+            out.append(f'{begin["indent"]}raise NotImplementedError("{function}: replace this line with your code")\n')
+        elif END.match(line):
+            if not inside:
+                raise MarkerError(f"{name}:{number}: END SOLUTION without BEGIN SOLUTION")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise MarkerError(f"{name}: a BEGIN SOLUTION region is never closed")
+    stub = HEADER.format(name=name) + "".join(out)
+    ast.parse(stub)  # the stub must at least be valid Python
+    return stub
+
+
+def expected_stubs(solutions: Path = REPO / "solutions") -> dict[str, str]:
+    """File name -> stub text, for every module of the catalogue."""
+    return {
+        f"{m.name}.py": make_stub((solutions / f"{m.name}.py").read_text(encoding="utf-8"), f"{m.name}.py")
+        for m in catalogue.load().modules
+    }
+
+
+def generate(exercises: Path = REPO / "exercises", solutions: Path = REPO / "solutions") -> list[Path]:
+    exercises.mkdir(exist_ok=True)
+    written = []
+    for name, text in expected_stubs(solutions).items():
+        path = exercises / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    return written

@@ -1,0 +1,100 @@
+"""Results of a grading: per check, per function, in total; and the formats they are
+written in (the learner's summary, Gradescope's results.json)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from grader.core.catalogue import Catalogue, Exercise
+
+# The status of a function, from the statuses of its checks: the first that applies wins.
+STATUS_ORDER = ("not_attempted", "error", "failed", "passed")
+
+
+@dataclass
+class CheckResult:
+    exercise: Exercise
+    check: str
+    points: int
+    status: str  # passed | failed | not_attempted | error
+    message: str = ""
+
+    @property
+    def earned(self) -> int:
+        return self.points if self.status == "passed" else 0
+
+
+@dataclass
+class ExerciseResult:
+    exercise: Exercise
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def score(self) -> int:
+        return sum(c.earned for c in self.checks)
+
+    @property
+    def max_score(self) -> int:
+        return sum(c.points for c in self.checks)
+
+    @property
+    def status(self) -> str:
+        statuses = {c.status for c in self.checks}
+        return next(s for s in STATUS_ORDER if s in statuses)
+
+    @property
+    def message(self) -> str:
+        """The first thing to fix."""
+        return next((c.message for c in self.checks if c.status != "passed"), "")
+
+
+@dataclass
+class Grade:
+    catalogue: Catalogue
+    checks: list[CheckResult] = field(default_factory=list)
+    seed: int | None = None
+    seconds: float = 0.0
+
+    def exercises(self) -> list[ExerciseResult]:
+        """Graded functions, in catalogue order."""
+        by_key: dict[str, ExerciseResult] = {}
+        for check in self.checks:
+            by_key.setdefault(check.exercise.key, ExerciseResult(check.exercise)).checks.append(check)
+        return [by_key[e.key] for e in self.catalogue.exercises if e.key in by_key]
+
+    @property
+    def score(self) -> int:
+        return sum(c.earned for c in self.checks)
+
+    @property
+    def max_score(self) -> int:
+        return sum(c.points for c in self.checks)
+
+    def to_gradescope(self, extra: dict | None = None) -> dict:
+        """Gradescope's results.json, with per-function results in ``extra_data``."""
+        tests = [
+            {
+                "name": f"{c.exercise.key}: {c.check.replace('_', ' ')}",
+                "score": c.earned,
+                "max_score": c.points,
+                "status": "passed" if c.status == "passed" else "failed",
+                "output": c.message if c.status == "passed" else _with_hint(c),
+            }
+            for c in self.checks
+        ]
+        exercises = {
+            r.exercise.key: {"score": r.score, "max_score": r.max_score, "status": r.status}
+            for r in self.exercises()
+        }
+        return {
+            "score": self.score,
+            "max_score": self.max_score,
+            "execution_time": round(self.seconds, 2),
+            "tests": tests,
+            "extra_data": {"seed": self.seed, "exercises": exercises, **(extra or {})},
+        }
+
+
+def _with_hint(check: CheckResult) -> str:
+    if check.status == "not_attempted":
+        return check.message
+    return f"{check.message}\nHint: {check.exercise.hint}"

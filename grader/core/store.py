@@ -1,0 +1,114 @@
+"""Fresh, temporary MLflow stores: SQLite for tracking and registry, artifacts beside it.
+
+Creating an MLflow SQLite database runs every schema migration (about a second), so the
+kit migrates one template per MLflow version and copies it for every store (a few
+milliseconds). A copy differs from a new database in one place only: the Default
+experiment's artifact location, which is rewritten to point inside the new store.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import sqlite3
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+
+def sqlite_uri(db: Path) -> str:
+    return f"sqlite:///{db}"
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mlflow-exercise-kit"
+
+
+def _migrate(db: Path) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(sqlite_uri(db), str(db.parent / "mlruns"))
+    store.engine.dispose()
+
+
+def template_db(scratch: Path) -> Path:
+    """A migrated, empty MLflow database, made once per MLflow version and then reused."""
+    for folder in (_cache_dir(), scratch):
+        target = folder / f"store-template-mlflow-{mlflow.__version__}.db"
+        if target.is_file():
+            return target
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # Build aside and rename: several graders may start at once.
+            with tempfile.TemporaryDirectory(dir=folder) as building:
+                db = Path(building) / "mlflow.db"
+                _migrate(db)
+                os.replace(db, target)
+            return target
+        except OSError:
+            continue  # an unwritable cache: fall back to the session's scratch folder
+    raise RuntimeError("could not create an MLflow store template")
+
+
+@dataclass
+class Store:
+    """One temporary MLflow store: ``root/mlflow.db`` and artifacts under ``root/mlruns``."""
+
+    root: Path
+    extra_env: dict = field(default_factory=dict)
+
+    @property
+    def db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def uri(self) -> str:
+        return sqlite_uri(self.db)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment that points learner code at this store."""
+        return {"MLFLOW_TRACKING_URI": self.uri, "MLFLOW_REGISTRY_URI": self.uri, **self.extra_env}
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def new_experiment(self, name: str, tags: dict[str, str] | None = None) -> str:
+        """An experiment made by the grader, its artifacts kept inside the store."""
+        location = self.root / "mlruns" / f"grader-{uuid.uuid4().hex[:8]}"
+        return self.client.create_experiment(name, artifact_location=str(location), tags=tags)
+
+    def contains(self, path: str | Path) -> bool:
+        """Whether a local path lies inside this store (learner data may claim otherwise)."""
+        try:
+            return Path(path).resolve().is_relative_to(self.root.resolve())
+        except (OSError, ValueError):
+            return False
+
+
+class StoreFactory:
+    """Hands out fresh stores under one scratch folder."""
+
+    def __init__(self, scratch: Path):
+        self.scratch = scratch
+        self.template = template_db(scratch)
+        self._numbers = itertools.count(1)
+
+    def new(self, label: str) -> Store:
+        root = self.scratch / f"store-{next(self._numbers):03d}-{label}"
+        root.mkdir(parents=True)
+        store = Store(root)
+        shutil.copyfile(self.template, store.db)
+        with sqlite3.connect(store.db) as db:
+            db.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                (str(root / "mlruns" / "0"),),
+            )
+        return store

@@ -1,0 +1,183 @@
+"""The pytest plugin that turns a pytest session into a grade.
+
+Options are declared here, in one place. Each test is one check of the catalogue: its
+file names the module (``test_ex01_tracking.py``), its class the function
+(``Test_log_run``), its method the check (``test_params_and_metrics``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+# Before anything imports MLflow: no telemetry from grading, ever.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+from grader.core import catalogue, summary  # noqa: E402
+from grader.core.inputs import new_seed  # noqa: E402
+from grader.core.outcomes import LearnerOutcome  # noqa: E402
+from grader.core.results import CheckResult, Grade  # noqa: E402
+from grader.core.session import DEFAULT_CALL_TIMEOUT, GradingSession, TargetError, copy_sources, resolve_target  # noqa: E402
+
+__all__ = [
+    "pytest_addoption", "pytest_configure", "pytest_report_header", "pytest_collection_modifyitems",
+    "pytest_collection_finish", "pytest_runtest_makereport", "pytest_terminal_summary",
+    "pytest_sessionfinish", "grading", "learner", "inputs",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+CHECK = pytest.StashKey[tuple]()
+STATE = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mlflow-kit", "MLflow exercise kit")
+    group.addoption("--target", default=None, help="folder to grade: the four modules, or a folder with exercises/ (default: exercises/)")
+    group.addoption("--seed", type=int, default=None, help="seed for the random inputs; reuse one to reproduce a run")
+    group.addoption("--grade-json", default=None, metavar="PATH", help="also write the result in Gradescope's results.json format")
+    group.addoption("--call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT, help="seconds one learner call may take (default %(default)s)")
+    group.addoption("--keep-stores", action="store_true", help="keep the temporary MLflow stores and print where they are")
+
+
+def _check_of(item: pytest.Item) -> tuple[catalogue.Exercise, catalogue.Check]:
+    module = getattr(item.module, "MODULE", None)
+    function = item.cls.__name__.removeprefix("Test_") if item.cls else None
+    check = item.originalname.removeprefix("test_")
+    try:
+        exercise = catalogue.load().exercise(module, function)
+        return exercise, exercise.check(check)
+    except KeyError as error:
+        raise pytest.UsageError(f"{item.nodeid} is not a check of catalogue.toml: {error}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("tbstyle") == "auto":
+        config.option.tbstyle = "no"  # the summary says what failed, in plain words
+        config.option.reportchars = ""
+    # Warnings come from MLflow's internals, not from the learner's code (that runs elsewhere).
+    config.addinivalue_line("filterwarnings", "ignore")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="mlflow")
+    state: dict = {"started": time.monotonic(), "checks": [], "session": None}
+    config.stash[STATE] = state
+    target_option = config.getoption("target")
+    target = Path(config.invocation_params.dir, target_option) if target_option else REPO / "exercises"
+    try:
+        state["target"] = resolve_target(target)
+    except TargetError as error:
+        raise pytest.UsageError(f"--target: {error}") from None
+    seed = config.getoption("seed")
+    state["seed"] = seed if seed is not None else new_seed()
+    # The learner's MLFLOW_* settings are not read while grading, and given back after.
+    state["saved_env"] = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_") and k != "MLFLOW_DISABLE_TELEMETRY"}
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[STATE]
+    return [
+        f"MLflow exercise kit: grading {state['target']}",
+        f"seed {state['seed']} (reproduce this run with: pytest grader --seed {state['seed']})",
+    ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.stash[CHECK] = _check_of(item)
+
+
+def _session(config: pytest.Config) -> GradingSession:
+    state = config.stash[STATE]
+    if state["session"] is None:
+        scratch = Path(tempfile.mkdtemp(prefix="mlflow-kit-"))
+        sources = copy_sources(state["target"], scratch / "src")
+        state["session"] = GradingSession(sources, scratch, state["seed"], timeout=config.getoption("call_timeout"))
+    return state["session"]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.items:
+        # Warm the learner-side worker while the checks start.
+        _session(session.config).sandbox.start()
+
+
+@pytest.fixture(scope="session")
+def grading(request: pytest.FixtureRequest) -> GradingSession:
+    return _session(request.config)
+
+
+@pytest.fixture(scope="class")
+def learner(request: pytest.FixtureRequest, grading: GradingSession):
+    """The learner's implementation of the function this class checks."""
+    return grading.learner(request.module.MODULE, request.cls.__name__.removeprefix("Test_"))
+
+
+@pytest.fixture(scope="class")
+def inputs(learner, grading: GradingSession):
+    """Random inputs for this function, drawn from the session seed."""
+    return grading.inputs(learner.module, learner.function)
+
+
+def _plain_message(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
+    """(status, message) for a failed check, in words a learner understands."""
+    error = excinfo.value
+    if isinstance(error, LearnerOutcome):
+        return error.status, str(error)
+    if isinstance(error, AssertionError):
+        # pytest appends its own explanation after the message; the message is enough.
+        return "failed", str(error).split("\nassert ")[0].strip() or "a check failed"
+    return "error", f"the grader hit an internal error ({type(error).__name__}: {error}); rerun with --tb=short to see where"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    exercise, check = item.stash[CHECK]
+    state = item.config.stash[STATE]
+    if report.when == "call" and report.passed:
+        state["checks"].append(CheckResult(exercise, check.name, check.points, "passed"))
+    elif report.failed and call.excinfo is not None:
+        status, message = _plain_message(call.excinfo)
+        state["checks"].append(CheckResult(exercise, check.name, check.points, status, message))
+        if status != "error" or isinstance(call.excinfo.value, LearnerOutcome):
+            report.longrepr = message
+    return report
+
+
+def _grade(config: pytest.Config) -> Grade:
+    state = config.stash[STATE]
+    return Grade(catalogue.load(), state["checks"], state["seed"], time.monotonic() - state["started"])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash[STATE]
+    if not state["checks"]:
+        return
+    grade = _grade(config)
+    terminalreporter.section(f"MLflow exercise kit · seed {state['seed']}", sep="=", bold=True)
+    for line in summary.render(grade):
+        terminalreporter.line(line)
+    if config.getoption("keep_stores") and state["session"] is not None:
+        terminalreporter.line(f"Temporary stores kept in {state['session'].scratch}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = config.stash[STATE]
+    path = config.getoption("grade_json")
+    if path:
+        grade = _grade(config)
+        extra = {"target": str(state["target"])}
+        Path(config.invocation_params.dir, path).write_text(json.dumps(grade.to_gradescope(extra), indent=2))
+    if state["session"] is not None:
+        state["session"].close()
+        if not config.getoption("keep_stores"):
+            shutil.rmtree(state["session"].scratch, ignore_errors=True)
+    os.environ.update(state["saved_env"])

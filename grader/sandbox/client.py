@@ -1,0 +1,208 @@
+"""The grader's side of the sandbox: start the worker, send it calls, read what came back.
+
+Only plain data crosses back: ``result.json`` and ``.npy`` arrays read without pickle. The
+worker is restarted when it dies, so one crash costs one call, never the session.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+WORKER = Path(__file__).resolve().with_name("worker.py")
+MAX_RESULT_BYTES = 1024 * 1024
+OUTPUT_TAIL_BYTES = 4000
+# How long past its own deadline the worker may take to answer before we give up on it.
+WORKER_GRACE_SECONDS = 30
+
+
+@dataclass
+class CallResult:
+    """What one learner call (or probe) left behind."""
+
+    status: str  # ok | not_implemented | missing | error | bad_return | timeout | crashed
+    call_dir: Path
+    value: Any = None
+    type: str | None = None
+    error: str | None = None
+    active_run: str | None = None
+    seconds: float = 0.0
+    max_rss_kb: int = 0
+    output: str = ""
+    _arrays: dict = field(default_factory=dict, repr=False)
+
+    def array(self, name: str = "value") -> np.ndarray:
+        if name not in self._arrays:
+            self._arrays[name] = np.load(self.call_dir / f"{name}.npy", allow_pickle=False)
+        return self._arrays[name]
+
+
+def clean_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The worker's environment: the learner's MLFLOW_* settings are neither read nor passed on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYTHON"))}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(extra or {})
+    return env
+
+
+class Sandbox:
+    """A worker process that runs learner calls, each in a forked child of its own."""
+
+    def __init__(self, scratch: Path, *, wrap: Sequence[str] = (), limits: dict | None = None,
+                 template: Path | None = None):
+        self.scratch = scratch
+        self.template = template
+        self.wrap = list(wrap)
+        self.limits = limits or {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[Future, Path]] = {}
+        self._process: subprocess.Popen | None = None
+
+    # -- worker life cycle
+    def start(self) -> None:
+        """Start the worker now, so its imports overlap with the grader's own work."""
+        with self._lock:
+            self._ensure_worker()
+
+    def _ensure_worker(self) -> subprocess.Popen:
+        if self._process is None or self._process.poll() is not None:
+            log = open(self.scratch / "worker.log", "ab")
+            command = [*self.wrap, sys.executable, "-I", str(WORKER)]
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=self.scratch,
+                env=clean_environment({
+                    "GRADER_CHILD_LIMITS": json.dumps(self.limits),
+                    "GRADER_STORE_TEMPLATE": str(self.template or ""),
+                }),
+                start_new_session=True,
+            )
+            log.close()
+            threading.Thread(target=self._read_replies, args=(self._process,), daemon=True).start()
+        return self._process
+
+    def _read_replies(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            message = json.loads(line)
+            if "id" not in message:
+                continue  # the ready banner
+            with self._lock:
+                future, call_dir = self._pending.pop(message["id"], (None, None))
+            if future is not None:
+                future.set_result(_read_result(call_dir, message))
+        # The worker is gone: every call still waiting on it crashed with it.
+        with self._lock:
+            orphans = [entry for entry in self._pending.values()]
+            self._pending.clear()
+        for future, call_dir in orphans:
+            future.set_result(CallResult("crashed", call_dir, error="the grading worker died"))
+
+    def close(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait()
+
+    # -- calls
+    def submit(self, request: dict, timeout: float) -> Future:
+        """Send one request; the future resolves to its CallResult."""
+        call_id = next(self._ids)
+        call_dir = self.scratch / f"call-{call_id}"
+        call_dir.mkdir()
+        with open(call_dir / "request.pkl", "wb") as handle:
+            pickle.dump(request, handle)
+        future: Future = Future()
+        future.timeout = timeout  # type: ignore[attr-defined]
+        with self._lock:
+            process = self._ensure_worker()
+            self._pending[call_id] = (future, call_dir)
+            line = json.dumps({"id": call_id, "dir": str(call_dir), "timeout": timeout}) + "\n"
+            try:
+                process.stdin.write(line.encode())
+                process.stdin.flush()
+            except (BrokenPipeError, OSError):
+                self._pending.pop(call_id)
+                future.set_result(CallResult("crashed", call_dir, error="the grading worker died"))
+        return future
+
+    def run(self, request: dict, timeout: float) -> CallResult:
+        future = self.submit(request, timeout)
+        try:
+            return future.result(timeout=timeout + WORKER_GRACE_SECONDS)
+        except TimeoutError:
+            self._restart()
+            return CallResult("timeout", Path(), error="the grading worker stopped answering")
+
+    def _restart(self) -> None:
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                os.killpg(self._process.pid, signal.SIGKILL)
+
+
+def _read_result(call_dir: Path, reply: dict) -> CallResult:
+    output = _tail(call_dir / "output.txt")
+    common = dict(seconds=reply["seconds"], max_rss_kb=reply["max_rss_kb"], output=output)
+    if reply["timed_out"]:
+        return CallResult("timeout", call_dir, **common)
+    result_file = call_dir / "result.json"
+    if reply["exit"] != 0 or not result_file.is_file():
+        return CallResult("crashed", call_dir, error=_describe_exit(reply), **common)
+    if result_file.stat().st_size > MAX_RESULT_BYTES:
+        return CallResult("bad_return", call_dir, error="the return value is far too large", **common)
+    try:
+        data = json.loads(result_file.read_text(encoding="utf-8"))
+        return CallResult(
+            str(data["status"]),
+            call_dir,
+            value=data.get("value"),
+            type=data.get("type"),
+            error=data.get("error"),
+            active_run=data.get("active_run"),
+            **common,
+        )
+    except (ValueError, KeyError, TypeError):
+        return CallResult("crashed", call_dir, error="the call left an unreadable result", **common)
+
+
+def _describe_exit(reply: dict) -> str:
+    if reply["signal"] is not None:
+        name = signal.Signals(reply["signal"]).name
+        why = {
+            "SIGKILL": " (killed: out of memory, or a limit was reached)",
+            "SIGXFSZ": " (it wrote a file larger than allowed)",
+            "SIGXCPU": " (it used more CPU time than allowed)",
+            "SIGSEGV": " (a segmentation fault)",
+        }.get(name, "")
+        return f"the process was ended by {name}{why}"
+    return f"the process exited with code {reply['exit']} before returning (os._exit or a crash)"
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - OUTPUT_TAIL_BYTES))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return ("…" + text) if size > OUTPUT_TAIL_BYTES else text

@@ -1,0 +1,395 @@
+"""The learner side of the grader: a fork server that runs learner code.
+
+It runs as ``python -I worker.py`` in a process apart from the checks. It imports MLflow
+and scikit-learn once, then for every request forks a child that runs one learner call (or
+one grader probe, such as loading a logged model) and exits. Forking from a warm parent
+makes each call cheap, and gives every call a clean copy of MLflow's global state (active
+runs, autologging, tracking URI), so nothing leaks from one check into the next.
+
+Protocol (one JSON object a line):
+  stdin   {"id": 7, "dir": "/tmp/.../call-7", "timeout": 60}
+  stdout  {"id": 7, "exit": 0, "signal": null, "timed_out": false, "seconds": 0.4, "max_rss_kb": ...}
+The call folder holds ``request.pkl``, written by the grader (trusted, so unpickling it here
+is fine). The child writes ``output.txt`` (its stdout and stderr), ``result.json`` and
+``*.npy`` arrays. Nothing crossing back to the grader is a pickle.
+
+This file imports nothing from the grader package: in batch grading it is the only grader
+code the sandbox can see.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pickle
+import resource
+import select
+import signal
+import sys
+import time
+import traceback
+
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+# One BLAS thread per call: calls run side by side on a small machine.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import warnings  # noqa: E402
+
+warnings.filterwarnings("ignore")
+
+os.environ["MPLBACKEND"] = "Agg"  # no display here: figures render to files
+
+import mlflow  # noqa: E402
+import mlflow.pyfunc  # noqa: E402
+import mlflow.sklearn  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import sklearn.linear_model  # noqa: E402
+
+# What learner code commonly imports, imported once here instead of in every call.
+WARM_IMPORTS = (
+    "mlflow.data", "mlflow.data.pandas_dataset", "mlflow.models", "mlflow.entities",
+    "sklearn.datasets", "sklearn.ensemble", "sklearn.metrics", "sklearn.model_selection",
+    "sklearn.neighbors", "sklearn.pipeline", "sklearn.preprocessing", "sklearn.svm", "sklearn.tree",
+    "matplotlib", "matplotlib.figure", "matplotlib.pyplot", "skops.io", "cloudpickle",
+)
+for _name in WARM_IMPORTS:
+    try:
+        importlib.import_module(_name)
+    except ImportError:
+        pass
+
+# log_model infers pip requirements by loading the model again in a fresh subprocess, which
+# costs seconds a call. Every flavor passes its default requirements as the fallback, so the
+# logged model still gets a requirements.txt; only its list is the flavor's default one.
+mlflow.models.infer_pip_requirements = (
+    lambda model_uri, flavor, fallback=None, *args, **kwargs: list(fallback or [])
+)
+
+MAX_RESULT_ARRAY_BYTES = 64 * 1024 * 1024
+
+
+# ------------------------------------------------------------------ inside the child
+def _ignore_uri_change(api_name: str):
+    """Learner code must log to the grader's temporary store, whatever it sets."""
+
+    def ignored(uri=None, *args, **kwargs):
+        print(
+            f"[grader] mlflow.{api_name}({uri!r}) was ignored: while grading, your code "
+            "logs to a temporary store the grader made for this check.",
+            file=sys.stderr,
+        )
+
+    return ignored
+
+
+def _pin_store() -> None:
+    for api in ("set_tracking_uri", "set_registry_uri"):
+        setattr(mlflow, api, _ignore_uri_change(api))
+    mlflow.tracking.set_tracking_uri = mlflow.set_tracking_uri
+    mlflow.tracking.set_registry_uri = mlflow.set_registry_uri
+
+
+def _learner_traceback(exc: BaseException, src: str) -> str:
+    """The exception and the learner's own frames, not MLflow's internals."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(src)]
+    lines = [
+        f"  {os.path.basename(f.filename)}, line {f.lineno}, in {f.name}: {(f.line or '').strip()}"
+        for f in frames[-3:]
+    ]
+    head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return "\n".join([head, *lines])
+
+
+def _to_json(value, depth: int = 0):
+    """Plain JSON data from a return value; anything else is described, never pickled."""
+    if depth > 20:
+        raise TypeError("nested too deeply")
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _to_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v, depth + 1) for v in value]
+    raise TypeError(f"a {type(value).__name__} is not plain data")
+
+
+def _save_array(call_dir: str, name: str, value) -> None:
+    array = np.asarray(value)
+    if array.dtype == object:
+        raise TypeError(f"the {name} hold Python objects, not numbers or strings")
+    if array.nbytes > MAX_RESULT_ARRAY_BYTES:
+        raise ValueError(f"the {name} are too large ({array.nbytes} bytes)")
+    np.save(os.path.join(call_dir, f"{name}.npy"), array, allow_pickle=False)
+
+
+def _type_name(value) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+# Things the grader asks for after a call, applied to the value the call returned.
+def _post_value(value, call_dir, result):
+    result["value"] = _to_json(value)
+
+
+def _post_array(value, call_dir, result):
+    _save_array(call_dir, "value", value)
+
+
+def _post_predict(value, call_dir, result, X):
+    result["type"] = _type_name(value)
+    _save_array(call_dir, "predictions", value.predict(X))
+
+
+def _post_plain_fit(value, call_dir, result, X, y):
+    """Fit a model outside any run: if autologging is still on, this logs a run."""
+    result["value"] = _to_json(value)
+    sklearn.linear_model.LogisticRegression(max_iter=200).fit(X, y)
+    run = mlflow.active_run()
+    if run is not None:
+        mlflow.end_run()
+
+
+POST_STEPS = {
+    "value": _post_value,
+    "array": _post_array,
+    "predict": _post_predict,
+    "plain_fit": _post_plain_fit,
+}
+
+
+# Grader code that needs to touch learner-made files (loading a logged model runs code
+# the learner controls) runs here too, never in the grading process.
+def _probe_pyfunc_predict(model_uri, X):
+    return mlflow.pyfunc.load_model(model_uri).predict(X)
+
+
+def _prepare_logged_model(experiment_id, model, X_example, *, name="model", run_name=None,
+                          metrics=None, register_as=None, alias=None):
+    """Grader set-up: a run holding a logged scikit-learn model, maybe registered."""
+    from mlflow.models import infer_signature
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        if metrics:
+            mlflow.log_metrics(metrics)
+        info = mlflow.sklearn.log_model(
+            model,
+            name=name,
+            signature=infer_signature(X_example, model.predict(X_example)),
+            serialization_format="cloudpickle",
+        )
+    made = {"run_id": run.info.run_id, "model_uri": info.model_uri, "model_id": info.model_id}
+    if register_as:
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/{name}", register_as)
+        made["version"] = int(version.version)
+        if alias:
+            mlflow.MlflowClient().set_registered_model_alias(register_as, alias, version.version)
+    return made
+
+
+def _prepare_saved_model(model, path):
+    """Grader set-up: a model saved in MLflow format to a local folder."""
+    mlflow.sklearn.save_model(model, path, serialization_format="cloudpickle")
+    return path
+
+
+PROBES = {
+    "pyfunc_predict": _probe_pyfunc_predict,
+    "logged_model": _prepare_logged_model,
+    "saved_model": _prepare_saved_model,
+}
+
+
+def _run(request: dict, call_dir: str) -> dict:
+    result: dict = {"status": "ok", "value": None, "type": None, "active_run": None}
+    src = request.get("src") or ""
+    try:
+        if request["kind"] == "probe":
+            value = PROBES[request["probe"]](*request["args"], **request["kwargs"])
+        else:
+            module = importlib.import_module(request["module"])
+            function = getattr(module, request["function"], None)
+            if not callable(function):
+                result["status"] = "missing"
+                return result
+            value = function(*request["args"], **request["kwargs"])
+    except NotImplementedError:
+        result["status"] = "not_implemented"
+        return result
+    except SystemExit as exc:
+        result.update(status="error", error=f"the code called sys.exit({exc.code!r})")
+        return result
+    except BaseException as exc:  # the learner's code may raise anything
+        result.update(status="error", error=_learner_traceback(exc, src))
+        return result
+    finally:
+        active = mlflow.active_run()
+        if active is not None:
+            result["active_run"] = active.info.run_id
+    step, *step_args = request.get("post") or ("value",)
+    try:
+        POST_STEPS[step](value, call_dir, result, *step_args)
+    except BaseException as exc:
+        result.update(status="bad_return", error=_learner_traceback(exc, src), type=_type_name(value))
+    return result
+
+
+def child_main(call_dir: str, limits: dict) -> None:
+    """Runs in the forked child: never returns."""
+    code = 0
+    try:
+        os.setsid()  # its own process group, so everything it starts can be killed at once
+        _apply_limits(limits)
+        output = os.open(os.path.join(call_dir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.close(output)
+        os.closerange(3, 1 << 16)  # the protocol pipe and other calls' handles stay with the server
+        with open(os.path.join(call_dir, "request.pkl"), "rb") as handle:
+            request = pickle.load(handle)  # written by the grader, not by learner code
+        for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+            del os.environ[key]
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        if request.get("src"):
+            sys.path.insert(0, request["src"])
+        _pin_store()
+        result = _run(request, call_dir)
+        partial = os.path.join(call_dir, "result.json.partial")
+        with open(partial, "w", encoding="utf-8") as handle:
+            json.dump(result, handle)
+        os.replace(partial, os.path.join(call_dir, "result.json"))
+    except BaseException:  # noqa: BLE001 - report, then leave without running atexit hooks
+        traceback.print_exc()
+        code = 70
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _apply_limits(limits: dict) -> None:
+    for name, value in limits.items():
+        which = getattr(resource, f"RLIMIT_{name.upper()}")
+        resource.setrlimit(which, (value, value))
+
+
+# ------------------------------------------------------------------ the fork server
+class Server:
+    def __init__(self, protocol_out: int, default_limits: dict):
+        self.out = protocol_out
+        self.default_limits = default_limits
+        self.running: dict[int, dict] = {}  # pidfd -> call
+
+    def reply(self, message: dict) -> None:
+        os.write(self.out, (json.dumps(message) + "\n").encode())
+
+    def start(self, request: dict) -> None:
+        limits = {**self.default_limits, **request.get("limits", {})}
+        pid = os.fork()
+        if pid == 0:
+            child_main(request["dir"], limits)
+        self.running[os.pidfd_open(pid)] = {
+            "id": request["id"],
+            "pid": pid,
+            "started": time.monotonic(),
+            "deadline": time.monotonic() + float(request.get("timeout", 60)),
+        }
+
+    def finish(self, pidfd: int, timed_out: bool = False) -> None:
+        call = self.running.pop(pidfd)
+        try:  # whatever the call started dies with it
+            os.killpg(call["pid"], signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        _, status, usage = os.wait4(call["pid"], 0)
+        os.close(pidfd)
+        self.reply({
+            "id": call["id"],
+            "exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            "timed_out": timed_out,
+            "seconds": round(time.monotonic() - call["started"], 3),
+            "max_rss_kb": usage.ru_maxrss,
+        })
+
+    def serve(self, requests) -> None:
+        self.reply({"ready": True, "pid": os.getpid()})
+        stdin = requests.fileno()
+        buffer = b""
+        open_input = True
+        while open_input or self.running:
+            now = time.monotonic()
+            wait = min([c["deadline"] for c in self.running.values()], default=now + 3600) - now
+            watched = ([stdin] if open_input else []) + list(self.running)
+            ready, _, _ = select.select(watched, [], [], max(wait, 0))
+            for fd in ready:
+                if fd == stdin:
+                    chunk = os.read(stdin, 65536)
+                    if not chunk:
+                        open_input = False
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        if line.strip():
+                            self.start(json.loads(line))
+                else:
+                    self.finish(fd)
+            now = time.monotonic()
+            for pidfd in [fd for fd, c in self.running.items() if c["deadline"] <= now]:
+                self.finish(pidfd, timed_out=True)
+
+
+def warm_up(template: str | None) -> None:
+    """Do once, before serving, what every call would otherwise pay for on its first use:
+    opening a SQLite store (module imports, alembic's revision map), logging and loading a
+    model, registering it. Forked children inherit all of it."""
+    import shutil
+    import tempfile
+    import threading
+
+    if not template:
+        return
+    folder = tempfile.mkdtemp(prefix="warm-up-")
+    try:
+        shutil.copyfile(template, os.path.join(folder, "mlflow.db"))
+        uri = f"sqlite:///{folder}/mlflow.db"
+        os.environ.update(MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri)
+        client = mlflow.MlflowClient()
+        experiment = client.create_experiment("warm-up", artifact_location=os.path.join(folder, "mlruns"))
+        X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+        model = sklearn.linear_model.LogisticRegression().fit(X, [0, 1, 0, 1])
+        made = _prepare_logged_model(experiment, model, X, register_as="warm-up", alias="warm")
+        mlflow.pyfunc.load_model(made["model_uri"]).predict(X)
+        mlflow.search_runs([experiment])
+    finally:
+        for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            os.environ.pop(key, None)
+        shutil.rmtree(folder, ignore_errors=True)
+    extra_threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if extra_threads:  # forking with live threads could deadlock a child
+        print(f"warm-up left threads running: {extra_threads}", file=sys.stderr)
+
+
+def main() -> None:
+    sys.dont_write_bytecode = True
+    try:
+        warm_up(os.environ.pop("GRADER_STORE_TEMPLATE", None))
+    except Exception:  # noqa: BLE001 - a cold worker is slower, not wrong
+        traceback.print_exc()
+    protocol_out = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # stray prints must never corrupt the protocol
+    limits = json.loads(os.environ.pop("GRADER_CHILD_LIMITS", "{}"))
+    Server(protocol_out, limits).serve(sys.stdin)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Module 2 — saving and loading models. Each class is one function of
+exercises/ex02_models.py; each test is one check, worth the points catalogue.toml gives it.
+
+Learner-made models are only ever loaded inside the sandbox (loading a model runs code);
+predictions cross back as numpy arrays and are compared here with the grader's own model.
+"""
+from __future__ import annotations
+
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from grader.core.read import (
+    assert_finished, assert_same_predictions, logged_model, logged_model_files, mlmodel, returned_run,
+    runs_in, signature_inputs,
+)
+
+MODULE = "ex02_models"
+
+# What infer_signature calls each pandas dtype the grader's data uses.
+SIGNATURE_TYPES = {"float64": "double", "int64": "long"}
+
+
+def forest(inputs, data):
+    """A tree ensemble: since MLflow 3.14 it only logs with cloudpickle or trusted skops types."""
+    X_train, _, y_train, _ = data
+    return RandomForestClassifier(**inputs.forest_params()).fit(X_train, y_train)
+
+
+def logistic(inputs, data, **params):
+    X_train, _, y_train, _ = data
+    return LogisticRegression(**{**inputs.logistic_params(), **params}).fit(X_train, y_train)
+
+
+def predictions_in_sandbox(learner, store, uri, X, what):
+    """Load a model URI in a fresh sandbox process and predict there."""
+    result = learner.probe(store, "pyfunc_predict", uri, X)
+    assert result.status == "ok", f"{what} could not be loaded and used with mlflow.pyfunc.load_model: {result.error}"
+    return result.array()
+
+
+class Test_log_model:
+    @pytest.fixture(scope="class")
+    def logged(self, learner, inputs):
+        store = learner.store()
+        experiment_id = store.new_experiment(inputs.name("models"))
+        data = inputs.classification(inputs.rng.choice([2, 3]))
+        model, example, name = forest(inputs, data), data[0].head(5), inputs.word()
+        result = learner.call(store, model, example, experiment_id, name)
+        return store, experiment_id, result, model, data, name
+
+    def test_flavors_and_uri(self, logged):
+        store, experiment_id, result, *_ = logged
+        runs = runs_in(store, experiment_id)
+        assert len(runs) == 1, f"experiment {experiment_id} holds {len(runs)} runs; log the model in one new run"
+        assert_finished(runs[0], result.active_run)
+        model = logged_model(store, result.value)
+        flavors = set(mlmodel(store, logged_model_files(store, model)).get("flavors") or {})
+        assert {"sklearn", "python_function"} <= flavors, f"the logged model has flavors {sorted(flavors)}; expected sklearn and python_function"
+
+    def test_signature_and_example(self, logged):
+        store, _, result, _, data, _ = logged
+        files = logged_model_files(store, logged_model(store, result.value))
+        spec = mlmodel(store, files)
+        expected = [(column, SIGNATURE_TYPES[str(dtype)]) for column, dtype in data[0].dtypes.items()]
+        held = signature_inputs(spec)
+        assert held == expected, f"the signature's inputs are {held}, expected {expected} (from X_example)"
+        example = (spec.get("saved_input_example_info") or {}).get("artifact_path")
+        assert example and (files / example).is_file(), "the logged model has no input example: pass input_example=X_example"
+
+    def test_loads_and_predicts(self, learner, logged):
+        store, _, result, model, data, _ = logged
+        logged_model(store, result.value)
+        X_test = data[1]
+        held = predictions_in_sandbox(learner, store, result.value, X_test, f"the model at {result.value}")
+        assert_same_predictions(held, model.predict(X_test), f"the model at {result.value}")
+
+
+class Test_load_and_predict:
+    @pytest.fixture(scope="class")
+    def registered(self, learner, inputs):
+        store = learner.store()
+        experiment_id = store.new_experiment(inputs.name("load"))
+        data = inputs.classification(2)
+        model, name, alias, artifact_name = logistic(inputs, data), inputs.name("model"), inputs.word(), inputs.word()
+        made = learner.prepare(store, "logged_model", experiment_id, model, data[0].head(5),
+                               name=artifact_name, register_as=name, alias=alias)
+        uris = {
+            "model_id": made["model_uri"],
+            "runs": f"runs:/{made['run_id']}/{artifact_name}",
+            "alias": f"models:/{name}@{alias}",
+        }
+        return store, uris, model, data[1]
+
+    def predicts(self, learner, registered, form):
+        store, uris, model, X = registered
+        result = learner.call(store, uris[form], X, post=("array",))
+        assert_same_predictions(result.array(), model.predict(X), f"load_and_predict({uris[form]!r}, X)")
+
+    def test_model_id_uri(self, learner, registered):
+        self.predicts(learner, registered, "model_id")
+
+    def test_runs_uri(self, learner, registered):
+        self.predicts(learner, registered, "runs")
+
+    def test_alias_uri(self, learner, registered):
+        self.predicts(learner, registered, "alias")
+
+
+class Test_save_local:
+    def test_mlmodel_with_sklearn_flavor(self, learner, inputs):
+        store = learner.store()
+        data = inputs.classification(2)
+        path = store.root / inputs.name("saved")
+        learner.call(store, forest(inputs, data), str(path))
+        flavors = mlmodel(store, path).get("flavors") or {}
+        assert "sklearn" in flavors, f"{path.name}/MLmodel lists flavors {sorted(flavors)}; expected sklearn (mlflow.sklearn.save_model)"
+
+
+class Test_load_local:
+    def test_native_estimator(self, learner, inputs):
+        store = learner.store()
+        data = inputs.classification(2)
+        model = forest(inputs, data)
+        path = learner.prepare(store, "saved_model", model, str(store.root / inputs.name("saved")))
+        result = learner.call(store, path, post=("predict", data[1]))
+        expected_type = f"{type(model).__module__}.{type(model).__qualname__}"
+        assert result.type == expected_type, (
+            f"load_local returned a {result.type}, expected the scikit-learn estimator {expected_type} "
+            "(mlflow.sklearn.load_model, not pyfunc)"
+        )
+        assert_same_predictions(result.array("predictions"), model.predict(data[1]), "the loaded estimator")
+
+
+class Test_log_threshold_model:
+    @pytest.fixture(scope="class")
+    def logged(self, learner, inputs):
+        store = learner.store()
+        experiment_id = store.new_experiment(inputs.name("threshold"))
+        data = inputs.classification(2)
+        model = logistic(inputs, data)
+        probabilities = model.predict_proba(data[1])[:, 1]
+        # The threshold is one row's own probability: `>=` and `>` disagree on that row, and
+        # it is chosen so that the default 0.5 rule disagrees with it on some rows too.
+        candidates = [p for p in probabilities if 0.15 < p < 0.85 and ((probabilities >= p) != (probabilities >= 0.5)).any()]
+        threshold = float(inputs.rng.choice(candidates))
+        result = learner.call(store, model, threshold, data[0].head(5), experiment_id)
+        expected = (probabilities >= threshold).astype(int)
+        return store, experiment_id, result, data[1], expected, threshold
+
+    def test_pyfunc_logged(self, logged):
+        store, experiment_id, result, *_ = logged
+        model = logged_model(store, result.value)
+        assert model.experiment_id == experiment_id, f"the model was logged to experiment {model.experiment_id}, not {experiment_id}"
+        assert_finished(returned_run(store, model.source_run_id), result.active_run)
+        flavors = mlmodel(store, logged_model_files(store, model)).get("flavors") or {}
+        assert "python_function" in flavors, f"the logged model has flavors {sorted(flavors)}; log it with mlflow.pyfunc.log_model"
+
+    def test_threshold_predictions(self, learner, logged):
+        store, _, result, X, expected, threshold = logged
+        logged_model(store, result.value)
+        held = predictions_in_sandbox(learner, store, result.value, X, "the threshold model")
+        assert_same_predictions(
+            held, expected,
+            f"in a fresh process, the threshold model (threshold {threshold}, which must travel with the model)",
+        )

@@ -1,0 +1,180 @@
+"""Module 3 — the Model Registry. Each class is one function of exercises/ex03_registry.py;
+each test is one check, worth the points catalogue.toml gives it.
+
+The grader registers whatever state a check starts from itself (runs with models,
+versions, aliases), so each function is graded on its own.
+"""
+from __future__ import annotations
+
+import pytest
+from mlflow.exceptions import MlflowException
+from sklearn.linear_model import LogisticRegression
+
+from grader.core.read import assert_same_predictions, show, user_tags
+
+MODULE = "ex03_registry"
+
+
+class Registry:
+    """A store with an experiment, data, and helpers to fill the registry."""
+
+    def __init__(self, learner, inputs):
+        self.learner, self.inputs = learner, inputs
+        self.store = learner.store()
+        self.client = self.store.client
+        self.experiment_id = self.store.new_experiment(inputs.name("registry"))
+        self.data = inputs.classification(2)
+        self.model_name = inputs.name("model")
+
+    def model(self, C: float):
+        X_train, _, y_train, _ = self.data
+        return LogisticRegression(C=C, max_iter=500).fit(X_train, y_train)
+
+    def run_with_model(self, model=None, *, name="model", metrics=None, register=False, alias=None) -> dict:
+        return self.learner.prepare(
+            self.store, "logged_model", self.experiment_id, model or self.model(1.0), self.data[0].head(5),
+            name=name, metrics=metrics, register_as=self.model_name if register else None, alias=alias,
+        )
+
+    def version(self, version):
+        return self.client.get_model_version(self.model_name, str(version))
+
+    def holder(self, alias: str):
+        try:
+            return int(self.client.get_registered_model(self.model_name).aliases[alias])
+        except (KeyError, MlflowException):
+            return None
+
+    def versions(self):
+        return sorted(self.client.search_model_versions(f"name = '{self.model_name}'"), key=lambda v: int(v.version))
+
+
+def returned_version(registry, returned):
+    assert isinstance(returned, int) and not isinstance(returned, bool), (
+        f"the function should return the version number as an int, but returned {returned!r}"
+    )
+    try:
+        return registry.version(returned)
+    except MlflowException:
+        raise AssertionError(f"registered model {registry.model_name!r} has no version {returned}") from None
+
+
+class Test_register_run_model:
+    @pytest.fixture(scope="class")
+    def registered(self, learner, inputs):
+        registry = Registry(learner, inputs)
+        artifact_name = inputs.word()
+        made = registry.run_with_model(name=artifact_name)
+        returned = learner.call(registry.store, made["run_id"], registry.model_name, artifact_name).value
+        return registry, made, returned
+
+    def test_version_exists(self, registered):
+        registry, _, returned = registered
+        returned_version(registry, returned)
+        count = len(registry.versions())
+        assert count == 1, f"registered model {registry.model_name!r} has {count} versions; one registration makes one"
+
+    def test_lineage(self, registered):
+        registry, made, returned = registered
+        version = returned_version(registry, returned)
+        assert version.run_id == made["run_id"], f"version {returned} links to run {version.run_id!r}, expected {made['run_id']} (register runs:/<run_id>/<name>)"
+        assert version.source == made["model_uri"] or version.source.startswith(f"runs:/{made['run_id']}/"), (
+            f"version {returned} has source {version.source!r}, which is not the model that run logged ({made['model_uri']})"
+        )
+
+
+class Test_annotate_version:
+    def test_description_and_tags(self, learner, inputs):
+        registry = Registry(learner, inputs)
+        for _ in range(2):
+            registry.run_with_model(register=True)
+        target, other = inputs.rng.sample([1, 2], 2)
+        description = f"{inputs.word()} model trained on {inputs.word()} data"
+        tags = inputs.tags(3)
+        learner.call(registry.store, registry.model_name, target, description, tags)
+        version = registry.version(target)
+        assert version.description == description, f"version {target} has description {version.description!r}, expected {description!r}"
+        assert user_tags(version.tags) == tags, f"version {target} has tags {show(user_tags(version.tags))}, expected {show(tags)}"
+        untouched = registry.version(other)
+        assert not untouched.description and not user_tags(untouched.tags), f"version {other} was changed too; annotate only version {target}"
+
+
+class Test_set_alias:
+    @pytest.fixture(scope="class")
+    def registry(self, learner, inputs):
+        registry = Registry(learner, inputs)
+        for _ in range(3):
+            registry.run_with_model(register=True)
+        return registry
+
+    def test_alias_resolves(self, learner, inputs, registry):
+        alias, version = inputs.word(), inputs.rng.choice([1, 2, 3])
+        learner.call(registry.store, registry.model_name, version, alias)
+        assert registry.holder(alias) == version, f"alias {alias!r} points at version {registry.holder(alias)}, expected {version}"
+
+    def test_alias_moves(self, learner, inputs, registry):
+        alias = f"{inputs.word()}-moving"
+        start, end = inputs.rng.sample([1, 2, 3], 2)
+        registry.client.set_registered_model_alias(registry.model_name, alias, str(start))
+        learner.call(registry.store, registry.model_name, end, alias)
+        assert registry.holder(alias) == end, f"alias {alias!r} points at version {registry.holder(alias)} after moving it to {end}"
+        holders = [int(v.version) for v in registry.versions() if alias in registry.version(v.version).aliases]
+        assert holders == [end], f"versions {holders} hold alias {alias!r}; only version {end} should"
+
+
+class Test_load_by_alias:
+    def test_predictions_match_version(self, learner, inputs):
+        registry = Registry(learner, inputs)
+        X = registry.data[1]
+        models = [registry.model(C) for C in (0.001, 100.0)]
+        if (models[0].predict(X) == models[1].predict(X)).all():  # make the versions tell apart
+            models[1] = LogisticRegression(C=100.0, max_iter=500).fit(registry.data[0], 1 - registry.data[2])
+        for model in models:
+            registry.run_with_model(model, register=True)
+        chosen, alias = inputs.rng.choice([1, 2]), inputs.word()
+        registry.client.set_registered_model_alias(registry.model_name, alias, str(chosen))
+        result = learner.call(registry.store, registry.model_name, alias, post=("predict", X))
+        assert_same_predictions(result.array("predictions"), models[chosen - 1].predict(X), f"the model loaded by alias {alias!r} (version {chosen})")
+
+
+class Test_promote_if_better:
+    def scenario(self, learner, inputs, champion_score=None, challenger_score=0.8):
+        """A registry where the champion (if any) scored champion_score; returns the call's result."""
+        registry = Registry(learner, inputs)
+        metric, alias = inputs.keys("acc", 1)[0], inputs.word()
+        if champion_score is not None:
+            registry.run_with_model(metrics={metric: champion_score}, register=True, alias=alias)
+        candidate = registry.run_with_model(metrics={metric: challenger_score})
+        promoted = learner.call(registry.store, registry.model_name, candidate["run_id"], metric, alias).value
+        return registry, alias, candidate, promoted
+
+    @staticmethod
+    def new_version(registry, candidate):
+        mine = [v for v in registry.versions() if v.run_id == candidate["run_id"]]
+        assert len(mine) == 1, f"{len(mine)} versions of {registry.model_name!r} link to run {candidate['run_id']}; register its model once"
+        return int(mine[0].version)
+
+    def test_first_model_promoted(self, learner, inputs):
+        registry, alias, candidate, promoted = self.scenario(learner, inputs)
+        assert promoted is True, f"with no version holding {alias!r}, the new model must be promoted (return True); got {promoted!r}"
+        version = self.new_version(registry, candidate)
+        assert registry.holder(alias) == version, f"alias {alias!r} points at version {registry.holder(alias)}, expected the new version {version}"
+
+    def test_better_model_promoted(self, learner, inputs):
+        registry, alias, candidate, promoted = self.scenario(learner, inputs, champion_score=0.7, challenger_score=0.85)
+        assert promoted is True, f"the new run scores 0.85 against the champion's 0.7: it must be promoted (return True); got {promoted!r}"
+        version = self.new_version(registry, candidate)
+        assert registry.holder(alias) == version, f"alias {alias!r} points at version {registry.holder(alias)}, expected the new version {version}"
+        status = registry.version(1).tags.get("status")
+        assert status == "archived", f"the previous champion, version 1, has tag status={status!r}; expected 'archived'"
+        assert registry.version(version).tags.get("status") != "archived", f"the new champion, version {version}, is tagged archived"
+
+    def test_worse_model_challenger(self, learner, inputs):
+        score = inputs.rng.choice([0.6, 0.75])  # 0.75 ties the champion: not strictly better
+        registry, alias, candidate, promoted = self.scenario(learner, inputs, champion_score=0.75, challenger_score=score)
+        assert promoted is False, f"the new run scores {score} against the champion's 0.75: not strictly better, so return False; got {promoted!r}"
+        version = self.new_version(registry, candidate)
+        assert registry.holder(alias) == 1, f"alias {alias!r} moved to version {registry.holder(alias)}; it must stay on version 1"
+        assert registry.holder("challenger") == version, f"alias 'challenger' points at version {registry.holder('challenger')}, expected the new version {version}"
+        status = registry.version(1).tags.get("status")
+        assert status != "archived", "version 1 kept the alias but was tagged status=archived"

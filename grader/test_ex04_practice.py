@@ -1,0 +1,82 @@
+"""Module 4 — the practice task, checked from what it left in the store."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow.exceptions import MlflowException
+from sklearn.datasets import load_wine
+from sklearn.model_selection import train_test_split
+
+from grader.core.read import close, logged_model_files, mlmodel, runs_in
+
+MODULE = "ex04_practice"
+MIN_ACCURACY = 0.9
+
+
+def wine_split():
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    return train_test_split(X, y, test_size=0.25, random_state=42, stratify=y)
+
+
+class Test_run_practice:
+    @pytest.fixture(scope="class")
+    def practice(self, learner, inputs):
+        store = learner.store()
+        experiment_name, model_name = inputs.name("practice"), inputs.name("wine")
+        returned = learner.call(store, experiment_name, model_name).value
+        assert isinstance(returned, dict) and {"experiment_id", "best_run_id", "version"} <= set(returned), (
+            f"run_practice should return a dict with experiment_id, best_run_id and version; it returned {returned!r}"
+        )
+        experiment = store.client.get_experiment_by_name(experiment_name)
+        assert experiment is not None, f"the store has no experiment called {experiment_name!r}"
+        assert experiment.experiment_id == returned["experiment_id"], (
+            f"experiment {experiment_name!r} has id {experiment.experiment_id!r}, the function returned {returned['experiment_id']!r}"
+        )
+        return store, returned, model_name
+
+    @staticmethod
+    def candidates(store, experiment_id):
+        """FINISHED runs that logged accuracy and a model with a signature."""
+        good = []
+        for run in runs_in(store, experiment_id):
+            models = store.client.search_logged_models(experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
+            signed = any((mlmodel(store, logged_model_files(store, m)).get("signature") or {}).get("inputs") for m in models)
+            if run.info.status == "FINISHED" and "accuracy" in run.data.metrics and signed:
+                good.append(run)
+        return good
+
+    def test_candidate_runs(self, practice):
+        store, returned, _ = practice
+        good = self.candidates(store, returned["experiment_id"])
+        assert len(good) >= 3, (
+            f"the experiment holds {len(good)} FINISHED runs with an accuracy metric and a logged model with a signature; "
+            "train at least 3 candidates, each in its own run"
+        )
+
+    def champion(self, store, returned, model_name):
+        try:
+            version = store.client.get_model_version_by_alias(model_name, "champion")
+        except MlflowException:
+            raise AssertionError(f"registered model {model_name!r} has no version with alias 'champion'") from None
+        assert int(version.version) == returned["version"], f"alias champion is on version {version.version}, the function returned {returned['version']!r}"
+        assert version.run_id == returned["best_run_id"], f"the champion comes from run {version.run_id}, the function returned best_run_id {returned['best_run_id']!r}"
+        return version
+
+    def test_champion_is_best(self, practice):
+        store, returned, model_name = practice
+        version = self.champion(store, returned, model_name)
+        scores = {r.info.run_id: r.data.metrics["accuracy"] for r in self.candidates(store, returned["experiment_id"])}
+        assert version.run_id in scores, f"the champion's run {version.run_id} is not a FINISHED run of the experiment with accuracy and a model"
+        best = max(scores.values())
+        assert scores[version.run_id] == best, f"the champion's run has accuracy {scores[version.run_id]}, but the best run has {best}"
+
+    def test_champion_reproduces(self, learner, practice):
+        store, returned, model_name = practice
+        version = self.champion(store, returned, model_name)
+        logged = store.client.get_run(version.run_id).data.metrics.get("accuracy")
+        _, X_test, _, y_test = wine_split()
+        result = learner.probe(store, "pyfunc_predict", f"models:/{model_name}@champion", X_test)
+        assert result.status == "ok", f"models:/{model_name}@champion could not be loaded and used: {result.error}"
+        accuracy = float(np.mean(np.asarray(result.array()).ravel() == y_test.to_numpy()))
+        assert logged is not None and close(accuracy, logged), f"the champion scores {accuracy:.4f} on the test split, but its run logged accuracy {logged}"
+        assert accuracy >= MIN_ACCURACY, f"the champion's test accuracy is {accuracy:.4f}; reach at least {MIN_ACCURACY}"

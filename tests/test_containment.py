@@ -1,0 +1,46 @@
+"""A hung or crashing learner function costs that function its points, never the session."""
+from __future__ import annotations
+
+import shutil
+
+from conftest import REPO, grade
+
+HUNG = '''
+def log_run(experiment_id, params, metrics, tags=None, run_name=None):
+    while True:
+        pass
+'''
+CRASHING = '''
+def find_best_run(experiment_id, metric, maximize=True):
+    import os
+    os._exit(3)
+'''
+KILLS_ITS_WORKER = '''
+def log_metric_history(experiment_id, key, values):
+    import os, signal
+    os.kill(os.getppid(), signal.SIGKILL)
+'''
+EXITS = '''
+def get_or_create_experiment(name, tags=None):
+    import sys
+    sys.exit(1)
+'''
+
+
+def test_hung_and_crashing_functions_are_contained(tmp_path):
+    folder = tmp_path / "submission"
+    shutil.copytree(REPO / "solutions", folder)
+    with open(folder / "ex01_tracking.py", "a") as module:  # later definitions win
+        module.write(HUNG + CRASHING + KILLS_ITS_WORKER + EXITS)
+    graded = grade(folder, "-k", "ex01", "--call-timeout", "4", out=tmp_path / "r.json")
+    exercises = graded.exercises
+    assert exercises["ex01_tracking.log_run"]["status"] == "error"
+    assert exercises["ex01_tracking.find_best_run"]["status"] == "error"
+    assert exercises["ex01_tracking.log_metric_history"]["status"] == "error"
+    assert exercises["ex01_tracking.get_or_create_experiment"]["status"] == "error"
+    assert "did not finish within 4 seconds" in graded.output
+    assert "exited with code 3" in graded.output
+    assert "sys.exit(1)" in graded.output
+    for key in ("log_evaluation", "train_and_track", "train_with_autolog", "tune_hyperparameters"):
+        assert exercises[f"ex01_tracking.{key}"]["status"] == "passed", (key, graded.output)
+    assert graded.results["score"] == 44 - 6 - 6 - 4 - 5

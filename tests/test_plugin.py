@@ -1,0 +1,61 @@
+"""The grader's options and promises: --target, --seed, -k, --grade-json, a clean
+working folder, and the learner's MLFLOW_* environment left alone."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+from conftest import REPO, SUBMISSIONS, grade, snapshot
+from grader.core import catalogue
+
+
+def test_every_catalogue_check_has_exactly_one_test():
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "grader", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=REPO, capture_output=True, text=True,
+    ).stdout
+    collected = {line.split("::", 1)[1] for line in listed.splitlines() if "::" in line}
+    expected = {f"Test_{e.function}::test_{c.name}" for e in catalogue.load().exercises for c in e.checks}
+    assert collected == expected
+
+
+def test_catalogue_declares_100_points_with_hints():
+    loaded = catalogue.load()
+    assert loaded.points == 100 and len(loaded.exercises) == 19
+    assert all(e.hint.strip() for e in loaded.exercises)
+    assert [m.points for m in loaded.modules] == [44, 22, 24, 10]
+
+
+def test_target_with_exercises_subfolder_and_k_selection(tmp_path):
+    course = tmp_path / "learner-folder"
+    shutil.copytree(REPO / "solutions", course / "exercises")
+    graded = grade(course, "-k", "ex02", out=tmp_path / "r.json")
+    assert set(graded.exercises) == {e.key for e in catalogue.load().module("ex02_models").exercises}
+    assert graded.results["score"] == graded.results["max_score"] == 22
+
+
+def test_bad_target_is_a_clear_usage_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    graded = grade(tmp_path / "empty", out=tmp_path / "r.json")
+    assert graded.code == 4 and "holds none of ex01_tracking.py" in graded.output
+
+
+def test_same_seed_same_result_and_nothing_written(tmp_path):
+    """A half-done submission graded twice with one seed: identical per-check results; the
+    graded folder and the working folder stay untouched; the learner's MLFLOW_* settings
+    are not used (a tracking URI pointing at a file in the working folder stays unwritten)."""
+    folder = tmp_path / "half-done"
+    shutil.copytree(SUBMISSIONS / "independent", folder)
+    shutil.copy(REPO / "exercises" / "ex03_registry.py", folder / "ex03_registry.py")
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    before = snapshot(folder), snapshot(workdir)
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/learner.db", "MLFLOW_EXPERIMENT_NAME": "learner-own"}
+    args = ("-k", "log_run or find_best_run or annotate_version or set_alias")
+    first = grade(folder, *args, seed=99, cwd=workdir, env=env, out=tmp_path / "a.json")
+    second = grade(folder, *args, seed=99, cwd=workdir, env=env, out=tmp_path / "b.json")
+    assert first.results["score"] == 11 and first.statuses()["ex03_registry.set_alias"] == "not_attempted"
+    assert first.results["tests"] == second.results["tests"]
+    assert "seed 99" in first.output
+    assert (snapshot(folder), snapshot(workdir)) == before
