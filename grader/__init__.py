@@ -10,5 +10,9 @@ How it fits together (each folder does one thing):
                           ``worker.py`` runs inside it, ``client.py`` drives it.
 - ``plugin.py``           the pytest plugin: options, fixtures, the learner's summary and
                           ``--grade-json``.
-- ``authoring/``          tools for the course author (the stub generator).
+- ``authoring/``          tools for the course author: the stub generator, and the lesson notebook
+                          and nbgrader course builder (``notebooks.py``).
+- ``notebook.py``         ``check(module, function)``: a notebook cell grading one exercise.
+- ``inspect/``            ``python -m grader inspect``: the open practice graded in a learner's
+                          own store or on a class server, read-only, running no learner code.
 """

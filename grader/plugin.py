@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import os
 import shutil
 import tempfile
@@ -20,16 +21,22 @@ import pytest
 # Before anything imports MLflow: no telemetry from grading, ever.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
+# Light imports only up to pytest_configure, which starts the learner-side worker: its
+# imports of MLflow and scikit-learn then overlap with the grader's own.
 from grader.core import catalogue, summary  # noqa: E402
-from grader.core.inputs import new_seed  # noqa: E402
 from grader.core.outcomes import LearnerOutcome  # noqa: E402
 from grader.core.results import CheckResult, Grade  # noqa: E402
-from grader.core.session import DEFAULT_CALL_TIMEOUT, GradingSession, TargetError, copy_sources, resolve_target  # noqa: E402
+from grader.core.source import TargetError, anything_attempted, copy_sources, resolve_target  # noqa: E402
+from grader.core.store import template_path  # noqa: E402
+from grader.sandbox import isolation  # noqa: E402
+from grader.sandbox.client import Sandbox  # noqa: E402
+
+DEFAULT_CALL_TIMEOUT = 90.0
 
 __all__ = [
     "pytest_addoption", "pytest_configure", "pytest_report_header", "pytest_collection_modifyitems",
     "pytest_collection_finish", "pytest_runtest_makereport", "pytest_terminal_summary",
-    "pytest_sessionfinish", "grading", "learner", "inputs",
+    "pytest_sessionfinish", "grading", "scenario", "learner", "inputs",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--grade-json", default=None, metavar="PATH", help="also write the result in Gradescope's results.json format")
     group.addoption("--call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT, help="seconds one learner call may take (default %(default)s)")
     group.addoption("--keep-stores", action="store_true", help="keep the temporary MLflow stores and print where they are")
+    group.addoption("--isolation", choices=isolation.MODES, default="none",
+                    help="how learner code is fenced in: none (your own self-check), limits (rlimits per call) "
+                         "or bwrap (a bubblewrap sandbox as well); batch grading picks the strongest available")
 
 
 def _check_of(item: pytest.Item) -> tuple[catalogue.Exercise, catalogue.Check]:
@@ -75,9 +85,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except TargetError as error:
         raise pytest.UsageError(f"--target: {error}") from None
     seed = config.getoption("seed")
-    state["seed"] = seed if seed is not None else new_seed()
+    state["seed"] = seed if seed is not None else random.SystemRandom().randrange(1, 10**6)
     # The learner's MLFLOW_* settings are not read while grading, and given back after.
     state["saved_env"] = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_") and k != "MLFLOW_DISABLE_TELEMETRY"}
+    if not config.option.collectonly:
+        _start_worker(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -93,34 +105,79 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.stash[CHECK] = _check_of(item)
 
 
-def _session(config: pytest.Config) -> GradingSession:
+def _start_worker(config: pytest.Config) -> None:
+    """Start the learner-side worker as early as possible, if any learner code will run."""
+    state = config.stash[STATE]
+    scratch = Path(tempfile.mkdtemp(prefix="mlflow-kit-"))
+    sources = copy_sources(state["target"], scratch / "src")
+    template = template_path()
+    if not template.is_file():  # the first grading with this MLflow version makes it
+        from grader.core.store import template_db
+
+        template = template_db(scratch)
+    timeout = config.getoption("call_timeout")
+    wrap, limits = isolation.settings(config.getoption("isolation"), scratch, template, timeout)
+    sandbox = Sandbox(scratch, wrap=wrap, limits=limits, template=template)
+    if anything_attempted(sources):
+        sandbox.start()
+    state["early"] = (scratch, sources, sandbox)
+
+
+def _session(config: pytest.Config) -> "GradingSession":  # noqa: F821
+    from grader.core.session import GradingSession
+
     state = config.stash[STATE]
     if state["session"] is None:
-        scratch = Path(tempfile.mkdtemp(prefix="mlflow-kit-"))
-        sources = copy_sources(state["target"], scratch / "src")
-        state["session"] = GradingSession(sources, scratch, state["seed"], timeout=config.getoption("call_timeout"))
+        scratch, sources, sandbox = state["early"]
+        state["session"] = GradingSession(sources, scratch, state["seed"], timeout=config.getoption("call_timeout"), sandbox=sandbox)
     return state["session"]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if session.items:
-        # Warm the learner-side worker while the checks start.
-        _session(session.config).sandbox.start()
+    if not session.items:
+        return
+    grading = _session(session.config)
+    classes = {item.cls: item.module.MODULE for item in session.items if hasattr(item.cls, "scenario")}
+    for cls, module in classes.items():
+        grading.start_scenario(cls, module)
 
 
 @pytest.fixture(scope="session")
-def grading(request: pytest.FixtureRequest) -> GradingSession:
+def grading(request: pytest.FixtureRequest) -> "GradingSession":  # noqa: F821
     return _session(request.config)
 
 
 @pytest.fixture(scope="class")
-def learner(request: pytest.FixtureRequest, grading: GradingSession):
+def scenario(request: pytest.FixtureRequest, grading):
+    """What this class's ``scenario`` set up and got from the learner (started early)."""
+    try:
+        return grading.scenario(request.cls, request.module.MODULE)
+    except LearnerOutcome as outcome:
+        return Unavailable(outcome)
+
+
+class Unavailable:
+    """A scenario that ended in a learner outcome: each check that reads it fails with it
+    (a failed check, not an error of the grader's set-up)."""
+
+    def __init__(self, outcome: LearnerOutcome):
+        self._outcome = outcome
+
+    def __getattr__(self, name):
+        raise self._outcome
+
+    def __iter__(self):
+        raise self._outcome
+
+
+@pytest.fixture(scope="class")
+def learner(request: pytest.FixtureRequest, grading):
     """The learner's implementation of the function this class checks."""
     return grading.learner(request.module.MODULE, request.cls.__name__.removeprefix("Test_"))
 
 
 @pytest.fixture(scope="class")
-def inputs(learner, grading: GradingSession):
+def inputs(learner, grading):
     """Random inputs for this function, drawn from the session seed."""
     return grading.inputs(learner.module, learner.function)
 
@@ -141,6 +198,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     exercise, check = item.stash[CHECK]
     state = item.config.stash[STATE]
+    if state["session"] is not None:
+        state["session"].spent(exercise.key, "checks", report.duration)
     if report.when == "call" and report.passed:
         state["checks"].append(CheckResult(exercise, check.name, check.points, "passed"))
     elif report.failed and call.excinfo is not None:
@@ -174,10 +233,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = config.getoption("grade_json")
     if path:
         grade = _grade(config)
-        extra = {"target": str(state["target"])}
+        extra = {"target": str(state["target"]), "isolation": config.getoption("isolation")}
+        if state["session"] is not None:
+            extra["timing"] = state["session"].timing_report()
+            extra["resources"] = state["session"].resource_report()
         Path(config.invocation_params.dir, path).write_text(json.dumps(grade.to_gradescope(extra), indent=2))
     if state["session"] is not None:
         state["session"].close()
+    if "early" in state:
+        scratch, _, sandbox = state["early"]
+        sandbox.close()
         if not config.getoption("keep_stores"):
-            shutil.rmtree(state["session"].scratch, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
     os.environ.update(state["saved_env"])

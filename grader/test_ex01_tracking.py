@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import struct
+from types import SimpleNamespace as Scenario
 
-import pytest
 from mlflow.entities import ViewType
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -31,17 +31,25 @@ def refit_scores(params, data):
 
 
 class Test_get_or_create_experiment:
-    @pytest.fixture(scope="class")
-    def store(self, learner):
-        return learner.store()
+    @staticmethod
+    def scenario(learner, inputs):
+        new = Scenario(store=learner.store(), name=inputs.name("exp"), tags=inputs.tags())
+        new.call = learner.attempt(new.store, new.name, new.tags)
 
-    @pytest.fixture(scope="class")
-    def created(self, learner, inputs, store):
-        name, tags = inputs.name("exp"), inputs.tags()
-        return name, tags, learner.call(store, name, tags).value
+        existing = Scenario(store=learner.store(), name=inputs.name("existing"))
+        existing.id = existing.store.new_experiment(existing.name, tags=inputs.tags())
+        existing.count = len(existing.store.client.search_experiments(view_type=ViewType.ALL))
+        existing.call = learner.attempt(existing.store, existing.name, None)
 
-    def test_creates_with_tags(self, store, created):
-        name, tags, returned = created
+        deleted = Scenario(store=learner.store(), name=inputs.name("deleted"))
+        deleted.id = deleted.store.new_experiment(deleted.name)
+        deleted.store.client.delete_experiment(deleted.id)
+        deleted.call = learner.attempt(deleted.store, deleted.name, inputs.tags())
+        return Scenario(new=new, existing=existing, deleted=deleted)
+
+    def test_creates_with_tags(self, scenario):
+        store, name, tags = scenario.new.store, scenario.new.name, scenario.new.tags
+        returned = scenario.new.call.value()
         found = experiments_named(store, name)
         assert found, f"after the call the store has no experiment called {name!r}"
         experiment = found[0]
@@ -52,20 +60,16 @@ class Test_get_or_create_experiment:
         )
         assert user_tags(experiment.tags) == tags, f"the experiment's tags are {show(user_tags(experiment.tags))}, expected {show(tags)}"
 
-    def test_second_call_reuses(self, learner, inputs, store):
-        name = inputs.name("existing")
-        existing = store.new_experiment(name, tags=inputs.tags())
-        count = len(store.client.search_experiments(view_type=ViewType.ALL))
-        returned = learner.call(store, name, None).value
+    def test_second_call_reuses(self, scenario):
+        store, name, existing, count = (scenario.existing.store, scenario.existing.name, scenario.existing.id, scenario.existing.count)
+        returned = scenario.existing.call.value()
         assert returned == existing, f"experiment {name!r} already existed with id {existing!r}, but the function returned {returned!r}"
         after = len(store.client.search_experiments(view_type=ViewType.ALL))
         assert after == count, f"the store held {count} experiments before the call and {after} after: nothing should be created"
 
-    def test_restores_deleted(self, learner, inputs, store):
-        name = inputs.name("deleted")
-        deleted = store.new_experiment(name)
-        store.client.delete_experiment(deleted)
-        returned = learner.call(store, name, inputs.tags()).value
+    def test_restores_deleted(self, scenario):
+        store, name, deleted = scenario.deleted.store, scenario.deleted.name, scenario.deleted.id
+        returned = scenario.deleted.call.value()
         found = experiments_named(store, name)
         assert len(found) == 1, f"there are now {len(found)} experiments called {name!r}: restore the deleted one instead of making another"
         assert returned == deleted, f"the deleted experiment {name!r} had id {deleted!r}; the function returned {returned!r}"
@@ -75,51 +79,53 @@ class Test_get_or_create_experiment:
 
 
 class Test_log_run:
-    @pytest.fixture(scope="class")
-    def logged(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         experiment_id = store.new_experiment(inputs.name("runs"))
         given = dict(params=inputs.params(4), metrics=inputs.metrics(3), tags=inputs.tags(2), run_name=inputs.name("run"))
-        result = learner.call(store, experiment_id, given["params"], given["metrics"], tags=given["tags"], run_name=given["run_name"])
-        return store, experiment_id, given, result
+        call = learner.attempt(store, experiment_id, given["params"], given["metrics"], tags=given["tags"], run_name=given["run_name"])
+        return store, experiment_id, given, call
 
-    def test_one_finished_run(self, logged):
-        store, experiment_id, _, result = logged
+    def test_one_finished_run(self, scenario):
+        store, experiment_id, _, call = scenario
+        result = call.result()
         runs = runs_in(store, experiment_id)
         assert len(runs) == 1, f"experiment {experiment_id} holds {len(runs)} runs after the call; expected exactly one new run"
         run = returned_run(store, result.value, experiment_id)
         assert_finished(run, result.active_run)
 
-    def test_params_and_metrics(self, logged):
-        store, experiment_id, given, result = logged
-        run = returned_run(store, result.value, experiment_id)
+    def test_params_and_metrics(self, scenario):
+        store, experiment_id, given, call = scenario
+        run = returned_run(store, call.value(), experiment_id)
         expected = stored_params(given["params"])
         assert run.data.params == expected, f"the run's params are {show(run.data.params)}, expected {show(expected)} (MLflow stores param values as strings)"
         assert run.data.metrics == given["metrics"], f"the run's metrics are {show(run.data.metrics)}, expected {show(given['metrics'])}"
 
-    def test_tags_and_run_name(self, logged):
-        store, experiment_id, given, result = logged
-        run = returned_run(store, result.value, experiment_id)
+    def test_tags_and_run_name(self, scenario):
+        store, experiment_id, given, call = scenario
+        run = returned_run(store, call.value(), experiment_id)
         tags = user_tags(run.data.tags)
         assert tags == given["tags"], f"the run's tags are {show(tags)}, expected {show(given['tags'])}"
         assert run.info.run_name == given["run_name"], f"the run is named {run.info.run_name!r}, expected {given['run_name']!r}"
 
 
 class Test_log_metric_history:
-    @pytest.fixture(scope="class")
-    def logged(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         experiment_id = store.new_experiment(inputs.name("history"))
         key, values = inputs.keys("loss", 1)[0], inputs.floats(inputs.rng.randint(5, 9))
-        return store, experiment_id, key, values, learner.call(store, experiment_id, key, values)
+        return store, experiment_id, key, values, learner.attempt(store, experiment_id, key, values)
 
-    def test_finished_run(self, logged):
-        store, experiment_id, _, _, result = logged
+    def test_finished_run(self, scenario):
+        store, experiment_id, _, _, call = scenario
+        result = call.result()
         assert_finished(returned_run(store, result.value, experiment_id), result.active_run)
 
-    def test_history_by_step(self, logged):
-        store, experiment_id, key, values, result = logged
-        run = returned_run(store, result.value, experiment_id)
+    def test_history_by_step(self, scenario):
+        store, experiment_id, key, values, call = scenario
+        run = returned_run(store, call.value(), experiment_id)
         history = sorted(store.client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp))
         assert history, f"run {run.info.run_id} has no metric {key!r}; its metrics are {sorted(run.data.metrics)}"
         held = [(m.step, m.value) for m in history]
@@ -128,8 +134,8 @@ class Test_log_metric_history:
 
 
 class Test_log_evaluation:
-    @pytest.fixture(scope="class")
-    def logged(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         experiment_id = store.new_experiment(inputs.name("evaluation"))
         labels = sorted(inputs.rng.sample(["cat", "dog", "owl", "fox", "elk"], 3))
@@ -137,12 +143,15 @@ class Test_log_evaluation:
         y_true = labels + [inputs.rng.choice(labels) for _ in range(size - len(labels))]
         y_pred = [y if inputs.rng.random() < 0.7 else inputs.rng.choice(labels) for y in y_true]
         labels_given = inputs.rng.sample(labels, len(labels))  # the order the learner must keep
-        result = learner.call(store, experiment_id, y_true, y_pred, labels_given)
-        run = returned_run(store, result.value, experiment_id)
-        return store, run, result, y_true, y_pred, labels_given
+        call = learner.attempt(store, experiment_id, y_true, y_pred, labels_given)
+        return Scenario(store=store, experiment_id=experiment_id, call=call, y_true=y_true, y_pred=y_pred, labels=labels_given)
 
-    def test_metrics(self, logged):
-        _, run, result, y_true, y_pred, _ = logged
+    @staticmethod
+    def run(scenario):
+        return returned_run(scenario.store, scenario.call.value(), scenario.experiment_id)
+
+    def test_metrics(self, scenario):
+        run, result, y_true, y_pred = self.run(scenario), scenario.call.result(), scenario.y_true, scenario.y_pred
         assert_finished(run, result.active_run)
         expected = {"accuracy": accuracy_score(y_true, y_pred), "f1_macro": f1_score(y_true, y_pred, average="macro")}
         held = {k: run.data.metrics.get(k) for k in expected}
@@ -150,8 +159,8 @@ class Test_log_evaluation:
             f"the run's metrics are {show(held)}, expected {show(expected)}"
         )
 
-    def test_confusion_matrix_json(self, logged):
-        store, run, _, y_true, y_pred, labels = logged
+    def test_confusion_matrix_json(self, scenario):
+        store, run, y_true, y_pred, labels = scenario.store, self.run(scenario), scenario.y_true, scenario.y_pred, scenario.labels
         held = artifact_json(store, run, "evaluation/confusion_matrix.json")
         expected = {"labels": labels, "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()}
         assert isinstance(held, dict) and held.get("labels") == labels, (
@@ -162,8 +171,8 @@ class Test_log_evaluation:
             "(sklearn.metrics.confusion_matrix(y_true, y_pred, labels=labels), as lists)"
         )
 
-    def test_report_text(self, logged):
-        store, run, _, y_true, y_pred, labels = logged
+    def test_report_text(self, scenario):
+        store, run, y_true, y_pred, labels = scenario.store, self.run(scenario), scenario.y_true, scenario.y_pred, scenario.labels
         text = " ".join(artifact_text(store, run, "evaluation/report.txt").split())
         reports = {" ".join(classification_report(y_true, y_pred, labels=order).split()) for order in (labels, sorted(labels))}
         assert any(report in text for report in reports), (
@@ -171,8 +180,8 @@ class Test_log_evaluation:
             f"for these predictions; it starts with: {text[:160]!r}"
         )
 
-    def test_confusion_matrix_png(self, logged):
-        store, run, *_ = logged
+    def test_confusion_matrix_png(self, scenario):
+        store, run = scenario.store, self.run(scenario)
         data = artifact(store, run, "evaluation/confusion_matrix.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", (
             "evaluation/confusion_matrix.png is not a PNG image (save a matplotlib figure with mlflow.log_figure)"
@@ -184,33 +193,40 @@ class Test_log_evaluation:
 
 
 class Test_train_and_track:
-    @pytest.fixture(scope="class")
-    def tracked(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         experiment_id = store.new_experiment(inputs.name("train"))
-        data, params = inputs.classification(inputs.rng.choice([2, 3])), inputs.logistic_params()
-        result = learner.call(store, experiment_id, data, params)
-        return store, returned_run(store, result.value, experiment_id), result, data, params
+        data = inputs.classification(inputs.rng.choice([2, 3]))
+        for _ in range(20):  # params whose training and test accuracies differ: logging the wrong one shows
+            params = inputs.logistic_params()
+            if refit_scores(params, data)["accuracy"] != refit_scores(params, (data[0], data[0], data[2], data[2]))["accuracy"]:
+                break
+        call = learner.attempt(store, experiment_id, data, params)
+        return Scenario(store=store, experiment_id=experiment_id, call=call, data=data, params=params, expected=refit_scores(params, data))
 
-    def test_params_and_tag(self, tracked):
-        _, run, result, _, params = tracked
+    @staticmethod
+    def run(scenario):
+        return returned_run(scenario.store, scenario.call.value(), scenario.experiment_id)
+
+    def test_params_and_tag(self, scenario):
+        run, result, params = self.run(scenario), scenario.call.result(), scenario.params
         assert_finished(run, result.active_run)
         assert run.data.params == stored_params(params), f"the run's params are {show(run.data.params)}, expected {show(stored_params(params))}"
         family = run.data.tags.get("model_family")
         assert family == "logistic_regression", f"tag model_family is {family!r}, expected 'logistic_regression'"
 
-    def test_metrics_match_refit(self, tracked):
-        _, run, _, data, params = tracked
-        expected = refit_scores(params, data)
+    def test_metrics_match_refit(self, scenario):
+        run, expected = self.run(scenario), scenario.expected
         held = {k: run.data.metrics.get(k) for k in expected}
         assert all(v is not None and close(v, expected[k]) for k, v in held.items()), (
             f"the run's metrics are {show(held)}; LogisticRegression(**params) fitted on the training split scores "
             f"{show(expected)} on the test split"
         )
 
-    def test_dataset_inputs(self, tracked):
-        _, run, _, data, _ = tracked
-        X_train, X_test, *_ = data
+    def test_dataset_inputs(self, scenario):
+        run = self.run(scenario)
+        X_train, X_test, *_ = scenario.data
         by_context = {}
         for dataset_input in run.inputs.dataset_inputs if run.inputs else []:
             context = {t.key: t.value for t in dataset_input.tags}.get("mlflow.data.context")
@@ -228,28 +244,28 @@ class Test_train_and_track:
 
 
 class Test_train_with_autolog:
-    @pytest.fixture(scope="class")
-    def tracked(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         experiment_id = store.new_experiment(inputs.name("autolog"))
         data, params = inputs.classification(2), inputs.forest_params()
         # After the call the sandbox fits one more model outside any run: with autologging
         # left on, that fit would log a run of its own.
-        result = learner.call(store, experiment_id, data, params, post=("plain_fit", data[1], data[3]))
-        return store, experiment_id, result, params
+        call = learner.attempt(store, experiment_id, data, params, post=("plain_fit", data[1], data[3]))
+        return store, experiment_id, call, params
 
-    def autolog_run(self, store, experiment_id, result):
-        run = returned_run(store, result.value, experiment_id)
+    def autolog_run(self, store, experiment_id, call):
+        run = returned_run(store, call.value(), experiment_id)
         assert "training_accuracy_score" in run.data.metrics, (
             f"run {run.info.run_id} has no training metrics from autologging (metrics: {sorted(run.data.metrics)}); "
             "call mlflow.sklearn.autolog() before fit"
         )
         return run
 
-    def test_autolog_logged(self, tracked):
-        store, experiment_id, result, params = tracked
-        run = self.autolog_run(store, experiment_id, result)
-        assert_finished(run, result.active_run)
+    def test_autolog_logged(self, scenario):
+        store, experiment_id, call, params = scenario
+        run = self.autolog_run(store, experiment_id, call)
+        assert_finished(run, call.result().active_run)
         every_param = RandomForestClassifier(**params).get_params()
         missing = sorted(set(every_param) - set(run.data.params))
         assert not missing, f"autologging logs every estimator param, but the run lacks {missing}"
@@ -258,13 +274,13 @@ class Test_train_with_autolog:
         models = store.client.search_logged_models(experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
         assert models, f"run {run.info.run_id} has no logged model: autologging logs one when log_models is left on"
 
-    def test_autolog_off_after(self, tracked):
-        store, experiment_id, result, _ = tracked
-        self.autolog_run(store, experiment_id, result)
+    def test_autolog_off_after(self, scenario):
+        store, experiment_id, call, _ = scenario
+        self.autolog_run(store, experiment_id, call)
         every_run = store.client.search_runs(
             [e.experiment_id for e in store.client.search_experiments(view_type=ViewType.ALL)], run_view_type=ViewType.ALL
         )
-        extra = [r.info.run_id for r in every_run if r.info.run_id != result.value]
+        extra = [r.info.run_id for r in every_run if r.info.run_id != call.value()]
         assert not extra, (
             f"a plain fit after the call logged run(s) {extra}: autologging was left on; "
             "call mlflow.sklearn.autolog(disable=True) when done"
@@ -272,13 +288,9 @@ class Test_train_with_autolog:
 
 
 class Test_find_best_run:
-    @pytest.fixture(scope="class")
-    def store(self, learner):
-        return learner.store()
-
     @staticmethod
-    def fill(store, inputs, metric, values, *, status="FINISHED", deleted=False, other_metric=False):
-        """Runs made by the grader: one per value (None: the run lacks the metric)."""
+    def fill(store, inputs, metric, values, *, other_metric=False):
+        """An experiment of FINISHED runs made by the grader, one per value (None: no metric)."""
         experiment_id = store.new_experiment(inputs.name("search"))
         ids = []
         for value in values:
@@ -287,7 +299,7 @@ class Test_find_best_run:
                 store.client.log_metric(run_id, metric, value)
             if other_metric or value is None:
                 store.client.log_metric(run_id, "m_other", inputs.rng.uniform(5, 10))
-            store.client.set_terminated(run_id, status)
+            store.client.set_terminated(run_id, "FINISHED")
             ids.append(run_id)
         return experiment_id, ids
 
@@ -301,75 +313,100 @@ class Test_find_best_run:
             store.client.delete_run(run_id)
         return run_id
 
-    def test_best_finished(self, learner, inputs, store):
+    @classmethod
+    def scenario(cls, learner, inputs):
+        store = learner.store()
+        # Plain: distinct values, one best.
         metric = inputs.keys("score", 1)[0]
         values = inputs.rng.sample(range(10, 99), 5)
-        experiment_id, ids = self.fill(store, inputs, metric, [v / 100 for v in values], other_metric=True)
-        best = ids[values.index(max(values))]
-        returned = learner.call(store, experiment_id, metric, True).value
-        assert returned == best, f"the best FINISHED run by {metric!r} is {best}; the function returned {returned!r}"
+        experiment_id, ids = cls.fill(store, inputs, metric, [v / 100 for v in values], other_metric=True)
+        plain = Scenario(metric=metric, best=ids[values.index(max(values))], call=learner.attempt(store, experiment_id, metric, True))
 
-    def test_ignores_traps(self, learner, inputs, store):
+        # Traps: better values on runs that do not count, a tie among the best, a run without the metric.
         metric = inputs.keys("score", 1)[0]
         values = [v / 100 for v in inputs.rng.sample(range(10, 90), 4)]
-        experiment_id, ids = self.fill(store, inputs, metric, values + [None])
+        experiment_id, ids = cls.fill(store, inputs, metric, values + [None])
         top = max(values)
-        tie = self.add_run(store, experiment_id, metric, top)
+        tie = cls.add_run(store, experiment_id, metric, top)
         traps = {
-            "a FAILED run": self.add_run(store, experiment_id, metric, top + 0.05, status="FAILED"),
-            "a deleted run": self.add_run(store, experiment_id, metric, top + 0.06, delete=True),
-            "a run still RUNNING": self.add_run(store, experiment_id, metric, top + 0.07, status="RUNNING"),
+            "a FAILED run": cls.add_run(store, experiment_id, metric, top + 0.05, status="FAILED"),
+            "a deleted run": cls.add_run(store, experiment_id, metric, top + 0.06, delete=True),
+            "a run still RUNNING": cls.add_run(store, experiment_id, metric, top + 0.07, status="RUNNING"),
         }
-        returned = learner.call(store, experiment_id, metric).value
-        for trap, run_id in traps.items():
-            assert returned != run_id, f"the function returned {trap} ({run_id}); only FINISHED, active runs count"
-        winners = {ids[values.index(top)], tie}
-        assert returned in winners, f"the best FINISHED runs by {metric!r} are {sorted(winners)} (a tie); the function returned {returned!r}"
+        trapped = Scenario(metric=metric, traps=traps, winners={ids[values.index(top)], tie}, call=learner.attempt(store, experiment_id, metric))
 
-    def test_minimize_and_empty(self, learner, inputs, store):
+        # maximize=False, then experiments where no run qualifies.
         metric = inputs.keys("loss", 1)[0]
         values = [v / 100 for v in inputs.rng.sample(range(10, 90), 4)]
-        experiment_id, ids = self.fill(store, inputs, metric, values)
-        self.add_run(store, experiment_id, metric, min(values) - 0.05, status="FAILED")
-        lowest = ids[values.index(min(values))]
-        returned = learner.call(store, experiment_id, metric, maximize=False).value
-        assert returned == lowest, f"with maximize=False the best run by {metric!r} is {lowest} (the lowest value); the function returned {returned!r}"
-        empty = store.new_experiment(inputs.name("empty"))
-        returned = learner.call(store, empty, metric).value
-        assert returned is None, f"experiment {empty} has no runs, so the answer is None; the function returned {returned!r}"
-        no_metric, _ = self.fill(store, inputs, metric, [None, None])
-        returned = learner.call(store, no_metric, metric).value
-        assert returned is None, f"no run of experiment {no_metric} has metric {metric!r}, so the answer is None; the function returned {returned!r}"
+        experiment_id, ids = cls.fill(store, inputs, metric, values)
+        cls.add_run(store, experiment_id, metric, min(values) - 0.05, status="FAILED")
+        lowest = Scenario(metric=metric, best=ids[values.index(min(values))], call=learner.attempt(store, experiment_id, metric, maximize=False))
+        empty_id = store.new_experiment(inputs.name("empty"))
+        empty = Scenario(id=empty_id, call=learner.attempt(store, empty_id, metric))
+        no_metric_id, _ = cls.fill(store, inputs, metric, [None, None])
+        no_metric = Scenario(id=no_metric_id, call=learner.attempt(store, no_metric_id, metric))
+        return Scenario(plain=plain, trapped=trapped, lowest=lowest, empty=empty, no_metric=no_metric)
+
+    def test_best_finished(self, scenario):
+        plain = scenario.plain
+        returned = plain.call.value()
+        assert returned == plain.best, f"the best FINISHED run by {plain.metric!r} is {plain.best}; the function returned {returned!r}"
+
+    def test_ignores_traps(self, scenario):
+        trapped = scenario.trapped
+        returned = trapped.call.value()
+        for trap, run_id in trapped.traps.items():
+            assert returned != run_id, f"the function returned {trap} ({run_id}); only FINISHED, active runs count"
+        assert returned in trapped.winners, (
+            f"the best FINISHED runs by {trapped.metric!r} are {sorted(trapped.winners)} (a tie); the function returned {returned!r}"
+        )
+
+    def test_minimize_and_empty(self, scenario):
+        lowest, empty, no_metric = scenario.lowest, scenario.empty, scenario.no_metric
+        returned = lowest.call.value()
+        assert returned == lowest.best, (
+            f"with maximize=False the best run by {lowest.metric!r} is {lowest.best} (the lowest value); the function returned {returned!r}"
+        )
+        returned = empty.call.value()
+        assert returned is None, f"experiment {empty.id} has no runs, so the answer is None; the function returned {returned!r}"
+        returned = no_metric.call.value()
+        assert returned is None, f"no run of experiment {no_metric.id} has metric {lowest.metric!r}, so the answer is None; the function returned {returned!r}"
+
+
+def has_clear_winner(scores: list[float]) -> bool:
+    """One best score, and it is not the last one."""
+    return scores.count(max(scores)) == 1 and scores[-1] != max(scores)
 
 
 class Test_tune_hyperparameters:
-    @pytest.fixture(scope="class")
-    def tuned(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         experiment_id = store.new_experiment(inputs.name("tuning"))
-        data = inputs.classification(2)
-        base = inputs.logistic_params()
-        # A grid whose entries score differently, with one clear winner: picking the wrong
-        # child (or the last, or the worst) must show.
-        for _ in range(50):
-            strengths = sorted(inputs.rng.sample([0.0001, 0.001, 0.003, 0.01, 0.1, 1.0, 10.0], inputs.rng.randint(3, 4)))
-            grid = [{**base, "C": c} for c in strengths]
-            scores = [refit_scores(entry, data)["accuracy"] for entry in grid]
-            if scores.count(max(scores)) == 1 and grid[-1] != grid[scores.index(max(scores))]:
+        # A grid whose entries score differently, with one clear winner that is not the last
+        # entry: picking the wrong child (the last, or the worst) must show.
+        strengths = [0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 1.0, 10.0]
+        for _ in range(20):
+            data, base = inputs.classification(2, noisy=True), inputs.logistic_params()
+            score_of = {c: refit_scores({**base, "C": c}, data)["accuracy"] for c in strengths}
+            grids = [sorted(inputs.rng.sample(strengths, inputs.rng.randint(3, 4))) for _ in range(30)]
+            chosen = next((g for g in grids if has_clear_winner([score_of[c] for c in g])), None)
+            if chosen:
                 break
-        result = learner.call(store, experiment_id, data, grid)
-        return store, experiment_id, result, grid, scores
+        scores = [score_of[c] for c in chosen]
+        grid = [{**base, "C": c} for c in chosen]
+        return store, experiment_id, learner.attempt(store, experiment_id, data, grid), grid, scores
 
-    def parent_and_children(self, store, experiment_id, result):
-        parent = returned_run(store, result.value, experiment_id)
+    def parent_and_children(self, store, experiment_id, call):
+        parent = returned_run(store, call.value(), experiment_id)
         runs = runs_in(store, experiment_id)
         children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
         return parent, children
 
-    def test_nested_children(self, tuned):
-        store, experiment_id, result, grid, scores = tuned
-        parent, children = self.parent_and_children(store, experiment_id, result)
-        assert_finished(parent, result.active_run)
+    def test_nested_children(self, scenario):
+        store, experiment_id, call, grid, scores = scenario
+        parent, children = self.parent_and_children(store, experiment_id, call)
+        assert_finished(parent, call.result().active_run)
         assert len(children) == len(grid), (
             f"the parent run has {len(children)} child runs (runs tagged mlflow.parentRunId = its id); expected one per "
             f"grid entry, {len(grid)}: open each with mlflow.start_run(nested=True) inside the parent"
@@ -384,9 +421,9 @@ class Test_tune_hyperparameters:
                 f"the child with params {params} logged accuracy {accuracy}, but that entry scores {want_accuracy} on the test split"
             )
 
-    def test_best_on_parent(self, tuned):
-        store, experiment_id, result, grid, scores = tuned
-        parent, _ = self.parent_and_children(store, experiment_id, result)
+    def test_best_on_parent(self, scenario):
+        store, experiment_id, call, grid, scores = scenario
+        parent, _ = self.parent_and_children(store, experiment_id, call)
         best = max(scores)
         held = parent.data.metrics.get("best_accuracy")
         assert held is not None and close(held, best), f"the parent's best_accuracy is {held}, expected {best} (the best child's accuracy)"

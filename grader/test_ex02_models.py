@@ -6,7 +6,8 @@ predictions cross back as numpy arrays and are compared here with the grader's o
 """
 from __future__ import annotations
 
-import pytest
+from types import SimpleNamespace as Scenario
+
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -32,25 +33,33 @@ def logistic(inputs, data, **params):
     return LogisticRegression(**{**inputs.logistic_params(), **params}).fit(X_train, y_train)
 
 
-def predictions_in_sandbox(learner, store, uri, X, what):
-    """Load a model URI in a fresh sandbox process and predict there."""
-    result = learner.probe(store, "pyfunc_predict", uri, X)
-    assert result.status == "ok", f"{what} could not be loaded and used with mlflow.pyfunc.load_model: {result.error}"
-    return result.array()
+def predict_in_sandbox(learner, store, call, X):
+    """Load the model URI a call returned in a fresh sandbox process and predict there
+    (None when the call itself failed: its checks report that)."""
+    uri = call.value() if call.succeeded else None
+    return learner.probe(store, "pyfunc_predict", uri, X) if isinstance(uri, str) else None
+
+
+def predictions(probe, what):
+    assert probe is not None and probe.status == "ok", (
+        f"{what} could not be loaded and used with mlflow.pyfunc.load_model: {probe.error if probe else 'no model URI'}"
+    )
+    return probe.array()
 
 
 class Test_log_model:
-    @pytest.fixture(scope="class")
-    def logged(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         experiment_id = store.new_experiment(inputs.name("models"))
         data = inputs.classification(inputs.rng.choice([2, 3]))
         model, example, name = forest(inputs, data), data[0].head(5), inputs.word()
-        result = learner.call(store, model, example, experiment_id, name)
-        return store, experiment_id, result, model, data, name
+        call = learner.attempt(store, model, example, experiment_id, name)
+        probe = predict_in_sandbox(learner, store, call, data[1])
+        return Scenario(store=store, experiment_id=experiment_id, call=call, model=model, data=data, probe=probe)
 
-    def test_flavors_and_uri(self, logged):
-        store, experiment_id, result, *_ = logged
+    def test_flavors_and_uri(self, scenario):
+        store, experiment_id, result = scenario.store, scenario.experiment_id, scenario.call.result()
         runs = runs_in(store, experiment_id)
         assert len(runs) == 1, f"experiment {experiment_id} holds {len(runs)} runs; log the model in one new run"
         assert_finished(runs[0], result.active_run)
@@ -58,8 +67,8 @@ class Test_log_model:
         flavors = set(mlmodel(store, logged_model_files(store, model)).get("flavors") or {})
         assert {"sklearn", "python_function"} <= flavors, f"the logged model has flavors {sorted(flavors)}; expected sklearn and python_function"
 
-    def test_signature_and_example(self, logged):
-        store, _, result, _, data, _ = logged
+    def test_signature_and_example(self, scenario):
+        store, result, data = scenario.store, scenario.call.result(), scenario.data
         files = logged_model_files(store, logged_model(store, result.value))
         spec = mlmodel(store, files)
         expected = [(column, SIGNATURE_TYPES[str(dtype)]) for column, dtype in data[0].dtypes.items()]
@@ -68,17 +77,16 @@ class Test_log_model:
         example = (spec.get("saved_input_example_info") or {}).get("artifact_path")
         assert example and (files / example).is_file(), "the logged model has no input example: pass input_example=X_example"
 
-    def test_loads_and_predicts(self, learner, logged):
-        store, _, result, model, data, _ = logged
-        logged_model(store, result.value)
-        X_test = data[1]
-        held = predictions_in_sandbox(learner, store, result.value, X_test, f"the model at {result.value}")
-        assert_same_predictions(held, model.predict(X_test), f"the model at {result.value}")
+    def test_loads_and_predicts(self, scenario):
+        uri = scenario.call.value()
+        logged_model(scenario.store, uri)
+        held = predictions(scenario.probe, f"the model at {uri}")
+        assert_same_predictions(held, scenario.model.predict(scenario.data[1]), f"the model at {uri}")
 
 
 class Test_load_and_predict:
-    @pytest.fixture(scope="class")
-    def registered(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         experiment_id = store.new_experiment(inputs.name("load"))
         data = inputs.classification(2)
@@ -90,40 +98,51 @@ class Test_load_and_predict:
             "runs": f"runs:/{made['run_id']}/{artifact_name}",
             "alias": f"models:/{name}@{alias}",
         }
-        return store, uris, model, data[1]
+        calls = {form: learner.attempt(store, uri, data[1], post=("array",)) for form, uri in uris.items()}
+        return Scenario(uris=uris, calls=calls, expected=model.predict(data[1]))
 
-    def predicts(self, learner, registered, form):
-        store, uris, model, X = registered
-        result = learner.call(store, uris[form], X, post=("array",))
-        assert_same_predictions(result.array(), model.predict(X), f"load_and_predict({uris[form]!r}, X)")
+    @staticmethod
+    def predicts(scenario, form):
+        held = scenario.calls[form].result().array()
+        assert_same_predictions(held, scenario.expected, f"load_and_predict({scenario.uris[form]!r}, X)")
 
-    def test_model_id_uri(self, learner, registered):
-        self.predicts(learner, registered, "model_id")
+    def test_model_id_uri(self, scenario):
+        self.predicts(scenario, "model_id")
 
-    def test_runs_uri(self, learner, registered):
-        self.predicts(learner, registered, "runs")
+    def test_runs_uri(self, scenario):
+        self.predicts(scenario, "runs")
 
-    def test_alias_uri(self, learner, registered):
-        self.predicts(learner, registered, "alias")
+    def test_alias_uri(self, scenario):
+        self.predicts(scenario, "alias")
 
 
 class Test_save_local:
-    def test_mlmodel_with_sklearn_flavor(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         data = inputs.classification(2)
         path = store.root / inputs.name("saved")
-        learner.call(store, forest(inputs, data), str(path))
+        return store, path, learner.attempt(store, forest(inputs, data), str(path))
+
+    def test_mlmodel_with_sklearn_flavor(self, scenario):
+        store, path, call = scenario
+        call.result()
         flavors = mlmodel(store, path).get("flavors") or {}
         assert "sklearn" in flavors, f"{path.name}/MLmodel lists flavors {sorted(flavors)}; expected sklearn (mlflow.sklearn.save_model)"
 
 
 class Test_load_local:
-    def test_native_estimator(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         data = inputs.classification(2)
         model = forest(inputs, data)
         path = learner.prepare(store, "saved_model", model, str(store.root / inputs.name("saved")))
-        result = learner.call(store, path, post=("predict", data[1]))
+        return model, data, learner.attempt(store, path, post=("predict", data[1]))
+
+    def test_native_estimator(self, scenario):
+        model, data, call = scenario
+        result = call.result()
         expected_type = f"{type(model).__module__}.{type(model).__qualname__}"
         assert result.type == expected_type, (
             f"load_local returned a {result.type}, expected the scikit-learn estimator {expected_type} "
@@ -133,8 +152,8 @@ class Test_load_local:
 
 
 class Test_log_threshold_model:
-    @pytest.fixture(scope="class")
-    def logged(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         experiment_id = store.new_experiment(inputs.name("threshold"))
         data = inputs.classification(2)
@@ -144,23 +163,23 @@ class Test_log_threshold_model:
         # it is chosen so that the default 0.5 rule disagrees with it on some rows too.
         candidates = [p for p in probabilities if 0.15 < p < 0.85 and ((probabilities >= p) != (probabilities >= 0.5)).any()]
         threshold = float(inputs.rng.choice(candidates))
-        result = learner.call(store, model, threshold, data[0].head(5), experiment_id)
+        call = learner.attempt(store, model, threshold, data[0].head(5), experiment_id)
         expected = (probabilities >= threshold).astype(int)
-        return store, experiment_id, result, data[1], expected, threshold
+        probe = predict_in_sandbox(learner, store, call, data[1])
+        return Scenario(store=store, experiment_id=experiment_id, call=call, probe=probe, expected=expected, threshold=threshold)
 
-    def test_pyfunc_logged(self, logged):
-        store, experiment_id, result, *_ = logged
+    def test_pyfunc_logged(self, scenario):
+        store, experiment_id, result = scenario.store, scenario.experiment_id, scenario.call.result()
         model = logged_model(store, result.value)
         assert model.experiment_id == experiment_id, f"the model was logged to experiment {model.experiment_id}, not {experiment_id}"
         assert_finished(returned_run(store, model.source_run_id), result.active_run)
         flavors = mlmodel(store, logged_model_files(store, model)).get("flavors") or {}
         assert "python_function" in flavors, f"the logged model has flavors {sorted(flavors)}; log it with mlflow.pyfunc.log_model"
 
-    def test_threshold_predictions(self, learner, logged):
-        store, _, result, X, expected, threshold = logged
-        logged_model(store, result.value)
-        held = predictions_in_sandbox(learner, store, result.value, X, "the threshold model")
+    def test_threshold_predictions(self, scenario):
+        logged_model(scenario.store, scenario.call.value())
+        held = predictions(scenario.probe, "the threshold model")
         assert_same_predictions(
-            held, expected,
-            f"in a fresh process, the threshold model (threshold {threshold}, which must travel with the model)",
+            held, scenario.expected,
+            f"in a fresh process, the threshold model (threshold {scenario.threshold}, which must travel with the model)",
         )

@@ -6,7 +6,8 @@ versions, aliases), so each function is graded on its own.
 """
 from __future__ import annotations
 
-import pytest
+from types import SimpleNamespace as Scenario
+
 from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LogisticRegression
 
@@ -60,22 +61,23 @@ def returned_version(registry, returned):
 
 
 class Test_register_run_model:
-    @pytest.fixture(scope="class")
-    def registered(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         registry = Registry(learner, inputs)
         artifact_name = inputs.word()
         made = registry.run_with_model(name=artifact_name)
-        returned = learner.call(registry.store, made["run_id"], registry.model_name, artifact_name).value
-        return registry, made, returned
+        return registry, made, learner.attempt(registry.store, made["run_id"], registry.model_name, artifact_name)
 
-    def test_version_exists(self, registered):
-        registry, _, returned = registered
+    def test_version_exists(self, scenario):
+        registry, _, call = scenario
+        returned = call.value()
         returned_version(registry, returned)
         count = len(registry.versions())
         assert count == 1, f"registered model {registry.model_name!r} has {count} versions; one registration makes one"
 
-    def test_lineage(self, registered):
-        registry, made, returned = registered
+    def test_lineage(self, scenario):
+        registry, made, call = scenario
+        returned = call.value()
         version = returned_version(registry, returned)
         assert version.run_id == made["run_id"], f"version {returned} links to run {version.run_id!r}, expected {made['run_id']} (register runs:/<run_id>/<name>)"
         assert version.source == made["model_uri"] or version.source.startswith(f"runs:/{made['run_id']}/"), (
@@ -84,14 +86,20 @@ class Test_register_run_model:
 
 
 class Test_annotate_version:
-    def test_description_and_tags(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         registry = Registry(learner, inputs)
         for _ in range(2):
             registry.run_with_model(register=True)
         target, other = inputs.rng.sample([1, 2], 2)
         description = f"{inputs.word()} model trained on {inputs.word()} data"
         tags = inputs.tags(3)
-        learner.call(registry.store, registry.model_name, target, description, tags)
+        call = learner.attempt(registry.store, registry.model_name, target, description, tags)
+        return Scenario(registry=registry, target=target, other=other, description=description, tags=tags, call=call)
+
+    def test_description_and_tags(self, scenario):
+        registry, target, other, description, tags = scenario.registry, scenario.target, scenario.other, scenario.description, scenario.tags
+        scenario.call.result()
         version = registry.version(target)
         assert version.description == description, f"version {target} has description {version.description!r}, expected {description!r}"
         assert user_tags(version.tags) == tags, f"version {target} has tags {show(user_tags(version.tags))}, expected {show(tags)}"
@@ -100,53 +108,76 @@ class Test_annotate_version:
 
 
 class Test_set_alias:
-    @pytest.fixture(scope="class")
-    def registry(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         registry = Registry(learner, inputs)
         for _ in range(3):
             registry.run_with_model(register=True)
-        return registry
+        new = Scenario(alias=inputs.word(), version=inputs.rng.choice([1, 2, 3]))
+        new.call = learner.attempt(registry.store, registry.model_name, new.version, new.alias)
+        moving = Scenario(alias=f"{inputs.word()}-moving")
+        start, moving.end = inputs.rng.sample([1, 2, 3], 2)
+        registry.client.set_registered_model_alias(registry.model_name, moving.alias, str(start))
+        moving.call = learner.attempt(registry.store, registry.model_name, moving.end, moving.alias)
+        moving.holders = [int(v.version) for v in registry.versions() if moving.alias in registry.version(v.version).aliases]
+        return Scenario(registry=registry, new=new, moving=moving)
 
-    def test_alias_resolves(self, learner, inputs, registry):
-        alias, version = inputs.word(), inputs.rng.choice([1, 2, 3])
-        learner.call(registry.store, registry.model_name, version, alias)
+    def test_alias_resolves(self, scenario):
+        registry, alias, version = scenario.registry, scenario.new.alias, scenario.new.version
+        scenario.new.call.result()
         assert registry.holder(alias) == version, f"alias {alias!r} points at version {registry.holder(alias)}, expected {version}"
 
-    def test_alias_moves(self, learner, inputs, registry):
-        alias = f"{inputs.word()}-moving"
-        start, end = inputs.rng.sample([1, 2, 3], 2)
-        registry.client.set_registered_model_alias(registry.model_name, alias, str(start))
-        learner.call(registry.store, registry.model_name, end, alias)
+    def test_alias_moves(self, scenario):
+        registry, alias, end = scenario.registry, scenario.moving.alias, scenario.moving.end
+        scenario.moving.call.result()
         assert registry.holder(alias) == end, f"alias {alias!r} points at version {registry.holder(alias)} after moving it to {end}"
-        holders = [int(v.version) for v in registry.versions() if alias in registry.version(v.version).aliases]
+        holders = scenario.moving.holders
         assert holders == [end], f"versions {holders} hold alias {alias!r}; only version {end} should"
 
 
 class Test_load_by_alias:
-    def test_predictions_match_version(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         registry = Registry(learner, inputs)
         X = registry.data[1]
+        # Three versions that predict differently; the alias is on an older one, so loading
+        # the latest version (or a hard-coded one) shows.
         models = [registry.model(C) for C in (0.001, 100.0)]
-        if (models[0].predict(X) == models[1].predict(X)).all():  # make the versions tell apart
-            models[1] = LogisticRegression(C=100.0, max_iter=500).fit(registry.data[0], 1 - registry.data[2])
+        models.append(LogisticRegression(C=1.0, max_iter=500).fit(registry.data[0], 1 - registry.data[2]))
         for model in models:
             registry.run_with_model(model, register=True)
         chosen, alias = inputs.rng.choice([1, 2]), inputs.word()
+        if (models[chosen - 1].predict(X) == models[2].predict(X)).all():
+            chosen = 3 - chosen
         registry.client.set_registered_model_alias(registry.model_name, alias, str(chosen))
-        result = learner.call(registry.store, registry.model_name, alias, post=("predict", X))
-        assert_same_predictions(result.array("predictions"), models[chosen - 1].predict(X), f"the model loaded by alias {alias!r} (version {chosen})")
+        call = learner.attempt(registry.store, registry.model_name, alias, post=("predict", X))
+        return Scenario(call=call, expected=models[chosen - 1].predict(X), alias=alias, chosen=chosen)
+
+    def test_predictions_match_version(self, scenario):
+        held = scenario.call.result().array("predictions")
+        assert_same_predictions(held, scenario.expected, f"the model loaded by alias {scenario.alias!r} (version {scenario.chosen})")
 
 
 class Test_promote_if_better:
-    def scenario(self, learner, inputs, champion_score=None, challenger_score=0.8):
-        """A registry where the champion (if any) scored champion_score; returns the call's result."""
+    @staticmethod
+    def case(learner, inputs, champion_score=None, challenger_score=0.8):
+        """A registry where the champion (if any) scored champion_score, and a new run."""
         registry = Registry(learner, inputs)
         metric, alias = inputs.keys("acc", 1)[0], inputs.word()
         if champion_score is not None:
             registry.run_with_model(metrics={metric: champion_score}, register=True, alias=alias)
         candidate = registry.run_with_model(metrics={metric: challenger_score})
-        promoted = learner.call(registry.store, registry.model_name, candidate["run_id"], metric, alias).value
-        return registry, alias, candidate, promoted
+        call = learner.attempt(registry.store, registry.model_name, candidate["run_id"], metric, alias)
+        return Scenario(registry=registry, alias=alias, candidate=candidate, call=call, score=challenger_score)
+
+    @classmethod
+    def scenario(cls, learner, inputs):
+        return Scenario(
+            first=cls.case(learner, inputs),
+            better=cls.case(learner, inputs, champion_score=0.7, challenger_score=0.85),
+            worse=cls.case(learner, inputs, champion_score=0.75, challenger_score=0.6),
+            tie=cls.case(learner, inputs, champion_score=0.75, challenger_score=0.75),  # not strictly better
+        )
 
     @staticmethod
     def new_version(registry, candidate):
@@ -154,14 +185,16 @@ class Test_promote_if_better:
         assert len(mine) == 1, f"{len(mine)} versions of {registry.model_name!r} link to run {candidate['run_id']}; register its model once"
         return int(mine[0].version)
 
-    def test_first_model_promoted(self, learner, inputs):
-        registry, alias, candidate, promoted = self.scenario(learner, inputs)
+    def test_first_model_promoted(self, scenario):
+        case = scenario.first
+        registry, alias, candidate, promoted = case.registry, case.alias, case.candidate, case.call.value()
         assert promoted is True, f"with no version holding {alias!r}, the new model must be promoted (return True); got {promoted!r}"
         version = self.new_version(registry, candidate)
         assert registry.holder(alias) == version, f"alias {alias!r} points at version {registry.holder(alias)}, expected the new version {version}"
 
-    def test_better_model_promoted(self, learner, inputs):
-        registry, alias, candidate, promoted = self.scenario(learner, inputs, champion_score=0.7, challenger_score=0.85)
+    def test_better_model_promoted(self, scenario):
+        case = scenario.better
+        registry, alias, candidate, promoted = case.registry, case.alias, case.candidate, case.call.value()
         assert promoted is True, f"the new run scores 0.85 against the champion's 0.7: it must be promoted (return True); got {promoted!r}"
         version = self.new_version(registry, candidate)
         assert registry.holder(alias) == version, f"alias {alias!r} points at version {registry.holder(alias)}, expected the new version {version}"
@@ -169,12 +202,16 @@ class Test_promote_if_better:
         assert status == "archived", f"the previous champion, version 1, has tag status={status!r}; expected 'archived'"
         assert registry.version(version).tags.get("status") != "archived", f"the new champion, version {version}, is tagged archived"
 
-    def test_worse_model_challenger(self, learner, inputs):
-        score = inputs.rng.choice([0.6, 0.75])  # 0.75 ties the champion: not strictly better
-        registry, alias, candidate, promoted = self.scenario(learner, inputs, champion_score=0.75, challenger_score=score)
-        assert promoted is False, f"the new run scores {score} against the champion's 0.75: not strictly better, so return False; got {promoted!r}"
-        version = self.new_version(registry, candidate)
-        assert registry.holder(alias) == 1, f"alias {alias!r} moved to version {registry.holder(alias)}; it must stay on version 1"
-        assert registry.holder("challenger") == version, f"alias 'challenger' points at version {registry.holder('challenger')}, expected the new version {version}"
-        status = registry.version(1).tags.get("status")
-        assert status != "archived", "version 1 kept the alias but was tagged status=archived"
+    def test_worse_model_challenger(self, scenario):
+        for case in (scenario.worse, scenario.tie):
+            registry, alias, candidate, promoted, score = case.registry, case.alias, case.candidate, case.call.value(), case.score
+            assert promoted is False, (
+                f"the new run scores {score} against the champion's 0.75: not strictly better, so return False; got {promoted!r}"
+            )
+            version = self.new_version(registry, candidate)
+            assert registry.holder(alias) == 1, f"alias {alias!r} moved to version {registry.holder(alias)}; it must stay on version 1"
+            assert registry.holder("challenger") == version, (
+                f"alias 'challenger' points at version {registry.holder('challenger')}, expected the new version {version}"
+            )
+            status = registry.version(1).tags.get("status")
+            assert status != "archived", "version 1 kept the alias but was tagged status=archived"

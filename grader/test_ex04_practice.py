@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from mlflow.exceptions import MlflowException
 from sklearn.datasets import load_wine
 from sklearn.model_selection import train_test_split
@@ -19,11 +18,19 @@ def wine_split():
 
 
 class Test_run_practice:
-    @pytest.fixture(scope="class")
-    def practice(self, learner, inputs):
+    @staticmethod
+    def scenario(learner, inputs):
         store = learner.store()
         experiment_name, model_name = inputs.name("practice"), inputs.name("wine")
-        returned = learner.call(store, experiment_name, model_name).value
+        call = learner.attempt(store, experiment_name, model_name)
+        # Load the champion in a fresh sandbox process now, while other checks run.
+        probe = learner.probe(store, "pyfunc_predict", f"models:/{model_name}@champion", wine_split()[1]) if call.succeeded else None
+        return store, experiment_name, model_name, call, probe
+
+    @staticmethod
+    def practice(scenario):
+        store, experiment_name, model_name, call, probe = scenario
+        returned = call.value()
         assert isinstance(returned, dict) and {"experiment_id", "best_run_id", "version"} <= set(returned), (
             f"run_practice should return a dict with experiment_id, best_run_id and version; it returned {returned!r}"
         )
@@ -32,7 +39,7 @@ class Test_run_practice:
         assert experiment.experiment_id == returned["experiment_id"], (
             f"experiment {experiment_name!r} has id {experiment.experiment_id!r}, the function returned {returned['experiment_id']!r}"
         )
-        return store, returned, model_name
+        return store, returned, model_name, probe
 
     @staticmethod
     def candidates(store, experiment_id):
@@ -45,8 +52,9 @@ class Test_run_practice:
                 good.append(run)
         return good
 
-    def test_candidate_runs(self, practice):
-        store, returned, _ = practice
+    def test_candidate_runs(self, scenario):
+        practice = self.practice(scenario)
+        store, returned, *_ = practice
         good = self.candidates(store, returned["experiment_id"])
         assert len(good) >= 3, (
             f"the experiment holds {len(good)} FINISHED runs with an accuracy metric and a logged model with a signature; "
@@ -62,20 +70,21 @@ class Test_run_practice:
         assert version.run_id == returned["best_run_id"], f"the champion comes from run {version.run_id}, the function returned best_run_id {returned['best_run_id']!r}"
         return version
 
-    def test_champion_is_best(self, practice):
-        store, returned, model_name = practice
+    def test_champion_is_best(self, scenario):
+        practice = self.practice(scenario)
+        store, returned, model_name, _ = practice
         version = self.champion(store, returned, model_name)
         scores = {r.info.run_id: r.data.metrics["accuracy"] for r in self.candidates(store, returned["experiment_id"])}
         assert version.run_id in scores, f"the champion's run {version.run_id} is not a FINISHED run of the experiment with accuracy and a model"
         best = max(scores.values())
         assert scores[version.run_id] == best, f"the champion's run has accuracy {scores[version.run_id]}, but the best run has {best}"
 
-    def test_champion_reproduces(self, learner, practice):
-        store, returned, model_name = practice
+    def test_champion_reproduces(self, scenario):
+        practice = self.practice(scenario)
+        store, returned, model_name, result = practice
         version = self.champion(store, returned, model_name)
         logged = store.client.get_run(version.run_id).data.metrics.get("accuracy")
-        _, X_test, _, y_test = wine_split()
-        result = learner.probe(store, "pyfunc_predict", f"models:/{model_name}@champion", X_test)
+        _, _, _, y_test = wine_split()
         assert result.status == "ok", f"models:/{model_name}@champion could not be loaded and used: {result.error}"
         accuracy = float(np.mean(np.asarray(result.array()).ravel() == y_test.to_numpy()))
         assert logged is not None and close(accuracy, logged), f"the champion scores {accuracy:.4f} on the test split, but its run logged accuracy {logged}"

@@ -24,8 +24,8 @@ def test_stubs_score_zero_and_read_not_attempted(reference_grades):
     graded = reference_grades["exercises"]
     assert graded.results["score"] == 0 and graded.results["max_score"] == 100
     assert graded.statuses() == {key: "not_attempted" for key in ALL_FUNCTIONS}
-    assert "Traceback" not in graded.output and "NotImplementedError" in graded.output
-    assert "not attempted" in graded.output and "Next: implement `get_or_create_experiment`" in graded.output
+    assert "Traceback" not in graded.output and "not attempted" in graded.output
+    assert all("still raises NotImplementedError" in test["output"] for test in graded.results["tests"]) and "Next: implement `get_or_create_experiment`" in graded.output
 
 
 def test_results_json_is_gradescope_format(reference_grades):

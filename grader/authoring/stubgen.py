@@ -39,6 +39,14 @@ def _enclosing_functions(source: str) -> dict[int, str]:
 
 def make_stub(source: str, name: str) -> str:
     """The stub of one solution module."""
+    stub = HEADER.format(name=name) + strip_solutions(source, name)
+    ast.parse(stub)  # the stub must at least be valid Python
+    return stub
+
+
+def strip_solutions(source: str, name: str) -> str:
+    """``source`` with every solution region replaced by ``raise NotImplementedError``
+    (also used on single definitions, for the notebooks)."""
     owners = _enclosing_functions(source)
     out, inside = [], False
     for number, line in enumerate(source.splitlines(keepends=True), start=1):
@@ -57,9 +65,12 @@ def make_stub(source: str, name: str) -> str:
             out.append(line)
     if inside:
         raise MarkerError(f"{name}: a BEGIN SOLUTION region is never closed")
-    stub = HEADER.format(name=name) + "".join(out)
-    ast.parse(stub)  # the stub must at least be valid Python
-    return stub
+    return "".join(out)
+
+
+def drop_markers(source: str) -> str:
+    """``source`` with the solution markers removed: the code a learner would submit."""
+    return "".join(line for line in source.splitlines(keepends=True) if not (BEGIN.match(line) or END.match(line)))
 
 
 def expected_stubs(solutions: Path = REPO / "solutions") -> dict[str, str]:

@@ -59,8 +59,9 @@ class Inputs:
     def seed(self) -> int:
         return self.rng.randrange(2**31 - 1)
 
-    def classification(self, n_classes: int = 2):
-        """A small tabular data set: ``(X_train, X_test, y_train, y_test)`` as pandas objects."""
+    def classification(self, n_classes: int = 2, *, noisy: bool = False):
+        """A small tabular data set: ``(X_train, X_test, y_train, y_test)`` as pandas objects.
+        ``noisy`` data is hard to separate, so model settings change the scores."""
         n_features = self.rng.randint(4, 7)
         X, y = make_classification(
             n_samples=self.rng.randint(150, 260),
@@ -68,7 +69,8 @@ class Inputs:
             n_informative=min(n_features, 3 + n_classes // 2),
             n_redundant=0,
             n_classes=n_classes,
-            class_sep=self.rng.uniform(0.6, 1.4),
+            class_sep=self.rng.uniform(0.2, 0.5) if noisy else self.rng.uniform(0.6, 1.4),
+            flip_y=0.15 if noisy else 0.01,
             random_state=self.seed(),
         )
         columns = [f"{word}_{i}" for i, word in enumerate(self.rng.sample(WORDS, n_features))]

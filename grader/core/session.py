@@ -6,40 +6,24 @@ returns what came back, or raises the outcome (not attempted, error, timeout...)
 """
 from __future__ import annotations
 
-import shutil
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
 from grader.core import catalogue
 from grader.core.inputs import Inputs
-from grader.core.outcomes import LearnerError, outcome_of
+from grader.core.source import is_untouched_stub, read_module
+from grader.core.outcomes import LearnerError, LearnerOutcome, NotAttempted, outcome_of
 from grader.core.store import Store, StoreFactory
 from grader.sandbox.client import CallResult, Sandbox
 
 DEFAULT_CALL_TIMEOUT = 90.0
-
-
-class TargetError(Exception):
-    """The folder to grade is not one the grader can read."""
-
-
-def resolve_target(path: Path) -> Path:
-    """The folder holding the modules: ``path`` itself, or its ``exercises/`` subfolder."""
-    modules = [m.name for m in catalogue.load().modules]
-    if not path.is_dir():
-        raise TargetError(f"{path} is not a folder")
-    for folder in (path / "exercises", path):
-        if any((folder / f"{name}.py").is_file() for name in modules):
-            return folder
-    raise TargetError(f"{path} holds none of {', '.join(m + '.py' for m in modules)}")
-
-
-def copy_sources(folder: Path, destination: Path) -> Path:
-    """Learner modules are imported from a copy, so nothing is ever written beside them."""
-    destination.mkdir(parents=True)
-    for source in folder.glob("*.py"):
-        shutil.copyfile(source, destination / source.name)
-    return destination
+# Scenarios run ahead of their checks, a few at once: while one waits on learner code in the
+# sandbox, another prepares its store. Three keeps two cores busy without crowding them.
+SCENARIO_THREADS = 3
 
 
 class GradingSession:
@@ -52,13 +36,63 @@ class GradingSession:
         timeout: float = DEFAULT_CALL_TIMEOUT,
         wrap: Sequence[str] = (),
         limits: dict | None = None,
+        sandbox: Sandbox | None = None,
     ):
         self.sources = sources
         self.scratch = scratch
         self.seed = seed
         self.timeout = timeout
         self.stores = StoreFactory(scratch)
-        self.sandbox = Sandbox(scratch, wrap=wrap, limits=limits, template=self.stores.template)
+        self.sandbox = sandbox or Sandbox(scratch, wrap=wrap, limits=limits, template=self.stores.template)
+        self.timings: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._timing_lock = threading.Lock()
+        self._scenarios: dict[str, Future] = {}
+        self._pool = ThreadPoolExecutor(SCENARIO_THREADS, thread_name_prefix="scenario")
+
+    def spent(self, key: str, part: str, seconds: float) -> None:
+        with self._timing_lock:
+            self.timings[key][part] += seconds
+
+    def timing_report(self) -> dict:
+        """Seconds per function: the learner's calls, the grader's set-up, its checks."""
+        report = {}
+        for key, parts in self.timings.items():
+            learner = parts["learner_call"]
+            report[key] = {
+                "learner_call": round(learner, 3),
+                "store_preparation": round(max(parts["scenario"] - learner - parts["probe"], 0.0), 3),
+                "checks": round(parts["checks"] + parts["probe"], 3),
+            }
+        return report
+
+    def resource_report(self) -> dict:
+        import resource
+
+        return {
+            "scoring_process_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "learner_process_max_rss_mb": round(self.sandbox.max_rss_kb / 1024, 1),
+        }
+
+    # -- scenarios: what a check class sets up and asks of the learner, run ahead of its checks
+    def start_scenario(self, check_class: type, module: str) -> None:
+        function = check_class.__name__.removeprefix("Test_")
+        key = f"{module}.{function}"
+        if key not in self._scenarios:
+            self._scenarios[key] = self._pool.submit(self._run_scenario, check_class, module, function)
+
+    def scenario(self, check_class: type, module: str):
+        """The scenario's result; raises what it raised (for instance NotAttempted)."""
+        self.start_scenario(check_class, module)
+        return self._scenarios[f"{module}.{check_class.__name__.removeprefix('Test_')}"].result()
+
+    def _run_scenario(self, check_class: type, module: str, function: str):
+        learner = self.learner(module, function)
+        learner.raise_if_untouched()
+        started = time.monotonic()
+        try:
+            return check_class.scenario(learner, self.inputs(module, function))
+        finally:
+            self.spent(learner.key, "scenario", time.monotonic() - started)
 
     def learner(self, module: str, function: str) -> "Learner":
         return Learner(self, module, function)
@@ -67,7 +101,27 @@ class GradingSession:
         return Inputs(self.seed, f"{module}.{function}")
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self.sandbox.close()
+
+
+class Attempt:
+    """One learner call: its result, or the outcome (not attempted, error...) it ended in."""
+
+    def __init__(self, result: CallResult | None, outcome: LearnerOutcome | None = None):
+        self._result, self._outcome = result, outcome
+
+    def result(self) -> CallResult:
+        if self._outcome is not None:
+            raise self._outcome
+        return self._result
+
+    def value(self):
+        return self.result().value
+
+    @property
+    def succeeded(self) -> bool:
+        return self._outcome is None
 
 
 class Learner:
@@ -77,6 +131,22 @@ class Learner:
         self.session = session
         self.module = module
         self.function = function
+
+    @property
+    def key(self) -> str:
+        return f"{self.module}.{self.function}"
+
+    def source(self) -> str | None:
+        return read_module(self.session.sources, self.module)
+
+    def untouched(self) -> bool:
+        source = self.source()
+        return source is not None and is_untouched_stub(source, self.function)
+
+    def raise_if_untouched(self) -> None:
+        """A stub nobody edited is not attempted: say so without setting anything up."""
+        if self.untouched():
+            raise outcome_of(CallResult("not_implemented", Path()), self.module, self.function, self.session.timeout)
 
     def store(self) -> Store:
         return self.session.stores.new(self.function)
@@ -91,6 +161,14 @@ class Learner:
             **fields,
         }
 
+    def attempt(self, store: Store, *args, post: tuple = ("value",), **kwargs) -> "Attempt":
+        """Call the learner's function and keep what happened, good or bad, for the checks
+        to look at: one failing call costs only the checks that read it."""
+        try:
+            return Attempt(self.call(store, *args, post=post, **kwargs))
+        except LearnerOutcome as outcome:
+            return Attempt(None, outcome)
+
     def call(self, store: Store, *args, post: tuple = ("value",), **kwargs) -> CallResult:
         """Run the learner's function once, in a fresh process, against ``store``."""
         if not (self.session.sources / f"{self.module}.py").is_file():
@@ -99,7 +177,9 @@ class Learner:
             store, kind="call", module=self.module, function=self.function,
             args=args, kwargs=kwargs, post=post,
         )
+        started = time.monotonic()
         result = self.session.sandbox.run(request, self.session.timeout)
+        self.session.spent(self.key, "learner_call", time.monotonic() - started)
         outcome = outcome_of(result, self.module, self.function, self.session.timeout)
         if outcome is not None:
             raise outcome
@@ -109,7 +189,11 @@ class Learner:
         """Run grader code that must touch learner-made files (such as loading a model)
         in the sandbox; the caller decides what a failure means."""
         request = self._request(store, kind="probe", probe=probe, args=args, kwargs=kwargs, post=("array",))
-        return self.session.sandbox.run(request, self.session.timeout)
+        started = time.monotonic()
+        try:
+            return self.session.sandbox.run(request, self.session.timeout)
+        finally:
+            self.session.spent(self.key, "probe", time.monotonic() - started)
 
     def prepare(self, store: Store, probe: str, *args, **kwargs):
         """Grader-side set-up that runs in the sandbox (logging models); must succeed."""

@@ -7,6 +7,7 @@ experiment's artifact location, which is rewritten to point inside the new store
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import shutil
@@ -17,8 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import mlflow
-from mlflow import MlflowClient
+from importlib.metadata import version
 
 
 def sqlite_uri(db: Path) -> str:
@@ -37,10 +37,25 @@ def _migrate(db: Path) -> None:
     store.engine.dispose()
 
 
+def remember_schema_head() -> None:
+    """Opening a store checks its schema against the newest migration, which MLflow finds by
+    reading every migration script, each time. That answer never changes while the installed
+    MLflow does not: remember it (the check itself still runs)."""
+    import mlflow.store.db.utils as db_utils
+
+    if not hasattr(db_utils._get_latest_schema_revision, "cache_info"):
+        db_utils._get_latest_schema_revision = functools.cache(db_utils._get_latest_schema_revision)
+
+
+def template_path(folder: Path | None = None) -> Path:
+    """Where the template for the installed MLflow lives (found without importing MLflow)."""
+    return (folder or _cache_dir()) / f"store-template-mlflow-{version('mlflow')}.db"
+
+
 def template_db(scratch: Path) -> Path:
     """A migrated, empty MLflow database, made once per MLflow version and then reused."""
     for folder in (_cache_dir(), scratch):
-        target = folder / f"store-template-mlflow-{mlflow.__version__}.db"
+        target = template_path(folder)
         if target.is_file():
             return target
         try:
@@ -77,7 +92,10 @@ class Store:
         return {"MLFLOW_TRACKING_URI": self.uri, "MLFLOW_REGISTRY_URI": self.uri, **self.extra_env}
 
     @cached_property
-    def client(self) -> MlflowClient:
+    def client(self) -> "MlflowClient":  # noqa: F821
+        from mlflow import MlflowClient
+
+        remember_schema_head()
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def new_experiment(self, name: str, tags: dict[str, str] | None = None) -> str:

@@ -18,7 +18,13 @@ def _indent(text: str, prefix: str = "      ") -> list[str]:
     return lines
 
 
-def render(grade: Grade, *, details: bool = True) -> list[str]:
+def module_heading(module) -> str:
+    return f"{module.name}.py · {module.title}"
+
+
+def render(grade: Grade, *, details: bool = True, heading=module_heading, next_line=None) -> list[str]:
+    """``heading`` names a module's block; ``next_line`` says what to do next (other
+    commands, such as ``python -m grader inspect``, grade things that are not files)."""
     results = grade.exercises()
     lines = []
     for module in grade.catalogue.modules:
@@ -27,7 +33,7 @@ def render(grade: Grade, *, details: bool = True) -> list[str]:
             continue
         earned = sum(r.score for r in in_module)
         possible = sum(r.max_score for r in in_module)
-        lines.append(f"{module.name}.py · {module.title}".ljust(60) + f"{earned:>3}/{possible}")
+        lines.append(heading(module).ljust(60) + f"{earned:>3}/{possible}")
         for result in in_module:
             status = result.status
             lines.append(
@@ -43,7 +49,7 @@ def render(grade: Grade, *, details: bool = True) -> list[str]:
                 lines += _indent(f"Hint: {result.exercise.hint}")
         lines.append("")
     lines.append(f"Total: {grade.score}/{grade.max_score}")
-    lines.append(next_step(grade))
+    lines.append((next_line or next_step)(grade))
     return lines
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,6 +26,37 @@ MAX_RESULT_BYTES = 1024 * 1024
 OUTPUT_TAIL_BYTES = 4000
 # How long past its own deadline the worker may take to answer before we give up on it.
 WORKER_GRACE_SECONDS = 30
+WORKER_DIED = "the grading worker died"
+
+
+class Traffic:
+    """Calls run side by side (shared) unless one must run alone (after the worker died)."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._running = 0
+        self._alone = 0  # calls waiting for, or holding, the worker to themselves
+
+    @contextmanager
+    def _turn(self, alone: bool):
+        with self._condition:
+            self._alone += alone
+            # A shared call waits while anyone wants to be alone; a lone call waits for quiet.
+            self._condition.wait_for(lambda: self._running == 0 if alone else self._alone == 0)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._running -= 1
+                self._alone -= alone
+                self._condition.notify_all()
+
+    def shared(self):
+        return self._turn(alone=False)
+
+    def alone(self):
+        return self._turn(alone=True)
 
 
 @dataclass
@@ -68,8 +100,12 @@ class Sandbox:
         self.limits = limits or {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._pending: dict[int, tuple[Future, Path]] = {}
+        # call id -> (future, call folder, the worker process it was sent to)
+        self._pending: dict[int, tuple[Future, Path, subprocess.Popen]] = {}
         self._process: subprocess.Popen | None = None
+        self.max_rss_kb = 0  # the largest peak resident memory of any call so far
+        self._groups: dict[int, tuple[int, subprocess.Popen]] = {}  # call id -> (process group, worker)
+        self._traffic = Traffic()
 
     # -- worker life cycle
     def start(self) -> None:
@@ -78,7 +114,7 @@ class Sandbox:
             self._ensure_worker()
 
     def _ensure_worker(self) -> subprocess.Popen:
-        if self._process is None or self._process.poll() is not None:
+        if self._process is None or self._process.poll() is not None or getattr(self._process, "gone", False):
             log = open(self.scratch / "worker.log", "ab")
             command = [*self.wrap, sys.executable, "-I", str(WORKER)]
             self._process = subprocess.Popen(
@@ -100,27 +136,50 @@ class Sandbox:
     def _read_replies(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
             message = json.loads(line)
+            if "started" in message:
+                if not self.wrap:  # a wrapper's pids live in its own namespace (and die with it)
+                    with self._lock:
+                        self._groups[message["started"]] = (message["pid"], process)
+                continue
             if "id" not in message:
                 continue  # the ready banner
             with self._lock:
-                future, call_dir = self._pending.pop(message["id"], (None, None))
+                future, call_dir, _ = self._pending.pop(message["id"], (None, None, None))
+                self._groups.pop(message["id"], None)
             if future is not None:
+                self.max_rss_kb = max(self.max_rss_kb, message.get("max_rss_kb") or 0)
                 future.set_result(_read_result(call_dir, message))
-        # The worker is gone: every call still waiting on it crashed with it.
+        # This worker is gone: every call still waiting on it crashed with it, and must not
+        # outlive it. (A new worker may already be serving other calls: leave those be.)
+        process.gone = True  # its exit may not be reaped yet: never send it another call
+        self._kill_running_calls(process)
         with self._lock:
-            orphans = [entry for entry in self._pending.values()]
-            self._pending.clear()
-        for future, call_dir in orphans:
-            future.set_result(CallResult("crashed", call_dir, error="the grading worker died"))
+            orphans = [(call_id, entry) for call_id, entry in self._pending.items() if entry[2] is process]
+            for call_id, _ in orphans:
+                del self._pending[call_id]
+        for _, (future, call_dir, _) in orphans:
+            future.set_result(CallResult("crashed", call_dir, error=WORKER_DIED))
+
+    def _kill_running_calls(self, process: subprocess.Popen | None = None) -> None:
+        """End the process groups of calls still running (on one worker, or on any)."""
+        with self._lock:
+            doomed = [k for k, (_, owner) in self._groups.items() if process is None or owner is process]
+            groups = [self._groups.pop(k)[0] for k in doomed]
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def close(self) -> None:
+        """Stop the worker and anything still running under it."""
         if self._process is not None and self._process.poll() is None:
-            self._process.stdin.close()
             try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
                 os.killpg(self._process.pid, signal.SIGKILL)
-                self._process.wait()
+            except ProcessLookupError:
+                pass
+            self._process.wait()
+        self._kill_running_calls()
 
     # -- calls
     def submit(self, request: dict, timeout: float) -> Future:
@@ -134,17 +193,35 @@ class Sandbox:
         future.timeout = timeout  # type: ignore[attr-defined]
         with self._lock:
             process = self._ensure_worker()
-            self._pending[call_id] = (future, call_dir)
+            self._pending[call_id] = (future, call_dir, process)
             line = json.dumps({"id": call_id, "dir": str(call_dir), "timeout": timeout}) + "\n"
-            try:
-                process.stdin.write(line.encode())
-                process.stdin.flush()
-            except (BrokenPipeError, OSError):
+            for attempt in range(2):  # a worker that died a moment ago is replaced once
+                try:
+                    process.stdin.write(line.encode())
+                    process.stdin.flush()
+                    break
+                except (BrokenPipeError, OSError):
+                    process.gone = True
+                    if attempt == 0:
+                        process = self._ensure_worker()
+                        self._pending[call_id] = (future, call_dir, process)
+            else:
                 self._pending.pop(call_id)
-                future.set_result(CallResult("crashed", call_dir, error="the grading worker died"))
+                future.set_result(CallResult("crashed", call_dir, error=WORKER_DIED))
         return future
 
     def run(self, request: dict, timeout: float) -> CallResult:
+        """Run one call. Calls share the worker, so when it dies every call in flight dies
+        with it; those calls run again, one at a time, and only the one that kills the
+        worker on its own keeps the crash."""
+        with self._traffic.shared():
+            result = self._run_once(request, timeout)
+        if result.status == "crashed" and result.error == WORKER_DIED:
+            with self._traffic.alone():
+                result = self._run_once(request, timeout)
+        return result
+
+    def _run_once(self, request: dict, timeout: float) -> CallResult:
         future = self.submit(request, timeout)
         try:
             return future.result(timeout=timeout + WORKER_GRACE_SECONDS)

@@ -184,13 +184,12 @@ MUTANTS = [
     ),
     # ---------------------------------------------------------------- ex02_models
     Mutant(
-        id="log_model-no-signature",
+        id="log_model-signature-args-swapped",
         module="ex02_models",
         function="log_model",
-        find='            signature=signature,\n            input_example=X_example,\n            serialization_format="cloudpickle",\n',
-        replace='            serialization_format="cloudpickle",\n',
-        why="Infers the signature but passes neither it nor the input example to log_model "
-        "(with an input example alone, MLflow would infer the signature itself).",
+        find="signature = infer_signature(X_example, model.predict(X_example))",
+        replace="signature = infer_signature(model.predict(X_example), X_example)",
+        why="Passes the predictions as the model input to infer_signature, so the signature's inputs are wrong.",
     ),
     Mutant(
         id="log_model-no-input-example",

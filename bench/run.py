@@ -1,0 +1,116 @@
+"""Grading speed and memory, as ratios to the floor measured in the same run.
+
+    python bench/run.py [--repeat 3] [--json bench.json] [--batch-copies 20]
+
+The floor is one Python process importing MLflow and scikit-learn: grading cannot cost
+less. Repetitions alternate between the measured commands (so a slow minute of the machine
+hits all of them alike); the table shows medians and min–max.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FLOOR = [sys.executable, "-c", "import mlflow.sklearn, sklearn.ensemble, sklearn.linear_model"]
+TARGETS = {"self_check": 3.0, "batch_1_per_submission": 2.5, "speedup_2_workers": 1.8, "max_rss_mb": 500}
+
+
+def timed(command: list[str], **kwargs) -> float:
+    started = time.monotonic()
+    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+    return time.monotonic() - started
+
+
+def self_check(out: Path) -> float:
+    return timed([sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider",
+                  "--target", "solutions", "--grade-json", str(out)])
+
+
+def batch_available() -> bool:
+    return subprocess.run([sys.executable, "-m", "grader", "batch", "--help"], cwd=REPO,
+                          capture_output=True).returncode == 0
+
+
+def batch(submissions: Path, out: Path, workers: int) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    return timed([sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out),
+                  "--workers", str(workers), "--seed", "1"])
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):7.2f} s  ({min(values):.2f}–{max(values):.2f})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-copies", type=int, default=20)
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON")
+    args = parser.parse_args()
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    scratch = Path(tempfile.mkdtemp(prefix="mlflow-kit-bench-"))
+    submissions = scratch / "class"
+    for i in range(args.batch_copies):
+        shutil.copytree(REPO / "solutions", submissions / f"learner{i:02d}")
+    runs: dict[str, list[float]] = {"floor": [], "self_check": []}
+    with_batch = batch_available()
+    if with_batch:
+        runs.update({"batch_1_worker": [], "batch_2_workers": []})
+    for round_ in range(args.repeat):  # alternate the commands within every round
+        runs["floor"].append(timed(FLOOR))
+        runs["self_check"].append(self_check(scratch / f"self-check-{round_}.json"))
+        if with_batch:
+            runs["batch_1_worker"].append(batch(submissions, scratch / "out-1", 1))
+            runs["batch_2_workers"].append(batch(submissions, scratch / "out-2", 2))
+    floor = statistics.median(runs["floor"])
+    results = json.loads((scratch / "self-check-0.json").read_text())
+    figures = {
+        "seconds": {name: {"median": statistics.median(v), "min": min(v), "max": max(v)} for name, v in runs.items()},
+        "ratios": {"self_check": statistics.median(runs["self_check"]) / floor},
+        "timing_per_function": results["extra_data"].get("timing", {}),
+        "resources": results["extra_data"].get("resources", {}),
+        "targets": TARGETS,
+    }
+    if with_batch:
+        per_submission = statistics.median(runs["batch_1_worker"]) / args.batch_copies
+        figures["ratios"]["batch_1_per_submission"] = per_submission / floor
+        figures["ratios"]["speedup_2_workers"] = statistics.median(runs["batch_1_worker"]) / statistics.median(runs["batch_2_workers"])
+    print_table(runs, figures, args.batch_copies, with_batch)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def print_table(runs, figures, copies, with_batch) -> None:
+    print(f"{'measure':<34}{'median (min–max)':<28}ratio   target")
+    print(f"{'floor: import mlflow + sklearn':<34}{spread(runs['floor'])}")
+    ratio = figures["ratios"]["self_check"]
+    print(f"{'self-check, 19 functions':<34}{spread(runs['self_check'])}  {ratio:5.2f}x  <= {TARGETS['self_check']}x")
+    if with_batch:
+        print(f"{f'batch, {copies} copies, 1 worker':<34}{spread(runs['batch_1_worker'])}  "
+              f"{figures['ratios']['batch_1_per_submission']:5.2f}x  <= {TARGETS['batch_1_per_submission']}x per submission")
+        print(f"{f'batch, {copies} copies, 2 workers':<34}{spread(runs['batch_2_workers'])}  "
+              f"{figures['ratios']['speedup_2_workers']:5.2f}x  >= {TARGETS['speedup_2_workers']}x faster than 1 worker")
+    else:
+        print("batch: `python -m grader batch` is not available in this checkout")
+    resources = figures["resources"]
+    print(f"peak memory: scoring process {resources.get('scoring_process_max_rss_mb')} MB, "
+          f"learner process {resources.get('learner_process_max_rss_mb')} MB (target <= {TARGETS['max_rss_mb']} MB each)")
+    print("\nwhere the time goes (seconds, first self-check run):")
+    print(f"  {'function':<42}{'learner call':>13}{'store prep':>12}{'checks':>9}")
+    for key, parts in figures["timing_per_function"].items():
+        print(f"  {key:<42}{parts['learner_call']:>13.2f}{parts['store_preparation']:>12.2f}{parts['checks']:>9.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The learner's source files: where they are, a private copy to import from, and
+whether a function is still an untouched stub. Reads code, never runs it."""
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+from grader.core import catalogue
+
+
+class TargetError(Exception):
+    """The folder to grade is not one the grader can read."""
+
+
+def resolve_target(path: Path) -> Path:
+    """The folder holding the modules: ``path`` itself, or its ``exercises/`` subfolder."""
+    modules = [m.name for m in catalogue.load().modules]
+    if not path.is_dir():
+        raise TargetError(f"{path} is not a folder")
+    for folder in (path / "exercises", path):
+        if any((folder / f"{name}.py").is_file() for name in modules):
+            return folder
+    raise TargetError(f"{path} holds none of {', '.join(m + '.py' for m in modules)}")
+
+
+def copy_sources(folder: Path, destination: Path) -> Path:
+    """Learner modules are imported from a copy, so nothing is ever written beside them."""
+    destination.mkdir(parents=True)
+    for source in folder.glob("*.py"):
+        shutil.copyfile(source, destination / source.name)
+    return destination
+
+
+def is_untouched_stub(source: str, function: str) -> bool:
+    """Whether ``function`` is still exactly a stub: a docstring and ``raise NotImplementedError``,
+    defined once, undecorated, never rebound."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    bindings = [
+        node for node in tree.body
+        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == function)
+        or (isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Import, ast.ImportFrom)) and function in ast.dump(node))
+    ]
+    if len(bindings) != 1 or not isinstance(bindings[0], ast.FunctionDef) or bindings[0].decorator_list:
+        return False
+    body = [n for n in bindings[0].body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    return (
+        len(body) == 1 and isinstance(body[0], ast.Raise) and body[0].exc is not None
+        and "NotImplementedError" in ast.unparse(body[0].exc).split("(")[0]
+    )
+
+
+def read_module(sources: Path, module: str) -> str | None:
+    path = sources / f"{module}.py"
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+
+
+def anything_attempted(sources: Path) -> bool:
+    """Whether some curriculum function is more than its stub (else no learner code need run)."""
+    for exercise in catalogue.load().exercises:
+        code = read_module(sources, exercise.module)
+        if code is not None and not is_untouched_stub(code, exercise.function):
+            return True
+    return False

@@ -1,0 +1,3 @@
+# into: ex03_registry
+def register_run_model(run_id, model_name:
+    return None

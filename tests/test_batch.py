@@ -1,0 +1,130 @@
+"""`python -m grader batch`: collecting submissions, the gradebook and --resume, the
+per-submission wall clock and the process-limits fallback. The mixed batch of correct,
+broken and hostile learners is tests/test_hostile.py."""
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from grader.batch.collect import SubmissionError, collect, unpack
+from grader.batch.gradebook import columns
+
+
+def run_batch(submissions: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--seed", "7", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def read_rows(out: Path) -> list[dict]:
+    with open(out / "gradebook.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def zip_folder(source: Path, archive: Path, prefix: str) -> Path:
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in source.glob("*.py"):
+            bundle.write(path, f"{prefix}{path.name}")
+    return archive
+
+
+def test_help_lists_batch():
+    listed = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert "batch" in listed.stdout, listed.stdout
+
+
+def test_gradebook_has_the_issue_columns():
+    names = columns()
+    assert names[:4] == ["learner", "status", "score", "max_score"] and names[-2:] == ["seconds", "seed"]
+    assert len(names) == 4 + 19 + 2
+
+
+@pytest.mark.parametrize("prefix", ["", "exercises/", "alice-work/exercises/", "alice-work/"])
+def test_zips_unpack_flat_or_in_a_subfolder(tmp_path, prefix):
+    (tmp_path / "in").mkdir()
+    zip_folder(REPO / "exercises", tmp_path / "in" / "alice.zip", prefix)
+    [submission] = collect(tmp_path / "in")
+    assert submission.learner == "alice" and submission.problem is None
+    target = unpack(submission, tmp_path / "copy")
+    assert (target / "ex01_tracking.py").is_file() and target.is_relative_to(tmp_path / "copy")
+
+
+def test_unusable_entries_are_named_with_a_reason(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("x")
+    (folder / "wrong").mkdir()
+    (folder / "wrong" / "README.md").write_text("no modules here")
+    (folder / "twin").mkdir()
+    zip_folder(REPO / "exercises", folder / "twin.zip", "")
+    with zipfile.ZipFile(folder / "linky.zip", "w") as bundle:
+        link = zipfile.ZipInfo("ex01_tracking.py")
+        link.external_attr = (0o120777 << 16)
+        bundle.writestr(link, "/work/main/solutions/ex01_tracking.py")
+    found = {s.learner: s for s in collect(folder)}
+    assert "stray file" in found["notes"].problem
+    assert "another entry is also named twin" in found["twin.zip"].problem
+    for learner, expected in (("wrong", "holds none of"), ("linky", "symbolic link")):
+        with pytest.raises(SubmissionError, match=expected):
+            unpack(found[learner], tmp_path / f"copy-{learner}")
+
+
+def test_resume_grades_only_the_missing_learners(tmp_path):
+    """A gradebook row already written is kept as it is; only the others are graded."""
+    submissions, out = tmp_path / "in", tmp_path / "out"
+    submissions.mkdir()
+    (submissions / "done-already").mkdir()
+    (submissions / "done-already" / "x.txt").write_text("would be an error row if graded again")
+    (submissions / "late.txt").write_text("a stray file")
+    out.mkdir()
+    written = {c: "" for c in columns()} | {"learner": "done-already", "status": "graded", "score": "77",
+                                           "max_score": "100", "seconds": "1.0", "seed": "7"}
+    with open(out / "gradebook.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns())
+        writer.writeheader()
+        writer.writerow(written)
+    completed = run_batch(submissions, out, "--resume", "--workers", "1")
+    rows = {row["learner"]: row for row in read_rows(out)}
+    assert rows["done-already"] == written, completed.stderr
+    assert rows["late"]["status"] == "error" and set(rows) == {"done-already", "late"}
+    assert "1/1" in completed.stderr, completed.stderr
+
+
+def test_a_submission_past_its_wall_clock_is_a_timeout_row_and_leaves_nothing(tmp_path):
+    """A learner whose every call hangs, under the process-limits fallback."""
+    submissions, out = tmp_path / "in", tmp_path / "out"
+    folder = submissions / "sleepy"
+    folder.parent.mkdir()
+    shutil.copytree(REPO / "exercises", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    marker = f"sleepy-{tmp_path.name}"
+    with open(folder / "ex01_tracking.py", "a") as module:  # at import: every call hangs
+        module.write(f"\nimport subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', "
+                     f"'import time; time.sleep(600)', '{marker}'], start_new_session=True)\ntime.sleep(600)\n"
+                     # one implemented function: modules holding only stubs are not even imported
+                     "\ndef get_or_create_experiment(name, tags=None):\n    return '0'\n")
+    completed = run_batch(submissions, out, "--isolation", "limits", "--timeout", "15", "--call-timeout", "10",
+                          "--workers", "1")
+    [row] = read_rows(out)
+    assert row["status"] == "timeout", f"{row}\n{completed.stderr}"
+    assert "per-submission limit of 15 s" in (out / "sleepy" / "feedback.md").read_text()
+    assert float(row["seconds"]) < 60
+    leftovers = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    assert not leftovers, f"processes outlived their grading: {leftovers}"
+    report = (out / "report.html").read_text()
+    assert "Warning:" in report and "bubblewrap" in report, "the fallback must be flagged in the report"
+
+
+def test_a_notebook_goes_through_the_one_notebook_entry_point(tmp_path):
+    """An unreadable notebook is an error row with the reason, never a crashed batch."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "dana.ipynb").write_text("{ not json")
+    [submission] = collect(tmp_path / "in")
+    assert submission.learner == "dana" and submission.problem is None
+    with pytest.raises(SubmissionError, match="notebook"):
+        unpack(submission, tmp_path / "copy")

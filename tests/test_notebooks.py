@@ -1,0 +1,268 @@
+"""The lesson notebook and the nbgrader course: generated from the solutions, executed by a
+real Jupyter kernel, and graded by real nbgrader with the same points as `pytest grader`."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from grader import notebook as kit_notebook
+from grader.authoring import notebooks, stubgen
+from grader.core import catalogue
+from conftest import REPO, SEED, grade, grade_many
+
+# The test course is small: two functions of module 1 (a full grading per notebook would
+# not fit the suite's time budget); the committed course holds all of them.
+COURSE_KEYS = ["ex01_tracking.log_run", "ex01_tracking.log_metric_history"]
+COURSE_FILTER = "Test_log_run or Test_log_metric_history"
+KERNEL_ENV = {"KIT_ROOT": str(REPO), "KIT_SEED": str(SEED), "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+# Wrong submissions: function name -> the learner's code for that solution cell.
+WRONG = {
+    "forgets_tags_and_steps": {
+        "log_run": '''def log_run(experiment_id, params, metrics, tags=None, run_name=None):
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+    return run.info.run_id''',
+        "log_metric_history": '''def log_metric_history(experiment_id, key, values):
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        for value in values:
+            mlflow.log_metric(key, value)
+    return run.info.run_id''',
+    },
+    "raises_and_talks_on_stderr": {
+        # A cell that writes to stderr in the kernel, and a function that does in the sandbox:
+        # neither may cost points of the check cells.
+        "log_run": '''print("about to define log_run", file=sys.stderr)
+
+
+def log_run(experiment_id, params, metrics, tags=None, run_name=None):
+    raise ValueError("not today")''',
+        "log_metric_history": '''def log_metric_history(experiment_id, key, values):
+    print("logging", key, file=sys.stderr)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        for step, value in enumerate(values):
+            mlflow.log_metric(key, value, step=step)
+    return run.info.run_id''',
+    },
+    "leaves_the_run_active": {
+        "log_run": '''def log_run(experiment_id, params, metrics, tags=None, run_name=None):
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+    mlflow.log_params(params)
+    mlflow.log_metrics(metrics)
+    return run.info.run_id''',
+    },
+}
+
+
+def _solution_code(module: str, name: str) -> str:
+    parts = {(p.module, p.name): p for p in notebooks.plan() if p.role == "definition"}
+    return stubgen.drop_markers(parts[(module, name)].text)
+
+
+def _fill(notebook: nbformat.NotebookNode, code_of) -> nbformat.NotebookNode:
+    """A learner's notebook: each solution cell replaced by ``code_of(module, name)`` (None keeps it)."""
+    filled = nbformat.from_dict(notebook)
+    for cell in filled.cells:
+        kit = cell.metadata.get("kit", {})
+        if kit.get("role") == "definition":
+            code = code_of(kit["module"], kit["name"])
+            if code is not None:
+                cell.source = code
+    return filled
+
+
+def _execute(notebook: nbformat.NotebookNode, folder: Path) -> nbformat.NotebookNode:
+    env = {**os.environ, **KERNEL_ENV}
+    client = NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
+    old_env = dict(os.environ)
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+    return notebook
+
+
+def _check_cells(notebook: nbformat.NotebookNode) -> dict[str, tuple[int, str]]:
+    """``module.function`` -> (points the check cell returned, what it printed)."""
+    found = {}
+    for cell in notebook.cells:
+        kit = cell.metadata.get("kit", {})
+        if kit.get("role") == "check":
+            results = [o for o in cell.outputs if o.output_type == "execute_result"]
+            printed = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+            found[f"{kit['module']}.{kit['name']}"] = (int(results[0].data["text/plain"]), printed)
+    return found
+
+
+def _errors(notebook: nbformat.NotebookNode) -> list[str]:
+    return [f"{o.ename}: {o.evalue}" for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def test_committed_notebooks_match_the_generator():
+    for path, text in notebooks.expected_files().items():
+        assert path.is_file() and path.read_text(encoding="utf-8") == text, (
+            f"{path.relative_to(REPO)} differs from the generator: run `python -m grader generate`"
+        )
+
+
+def test_notebooks_hold_every_exercise_with_its_check_and_points():
+    cat = catalogue.load()
+    lesson = nbformat.read(str(notebooks.LESSON_PATH), as_version=4)
+    assert set(_check_cells_sources(lesson)) == {e.key for e in cat.exercises}
+    source = nbformat.read(str(notebooks.COURSE / "source" / notebooks.ASSIGNMENT / f"{notebooks.ASSIGNMENT}.ipynb"), as_version=4)
+    graded = {c.metadata["kit"]["module"] + "." + c.metadata["kit"]["name"]: c.metadata["nbgrader"]["points"]
+              for c in source.cells if c.metadata["nbgrader"]["grade"]}
+    assert graded == {e.key: e.points for e in cat.exercises} and sum(graded.values()) == 100
+    for cell in source.cells:
+        meta = cell.metadata["nbgrader"]
+        if meta["solution"]:
+            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
+        else:
+            assert meta["locked"], cell.id
+
+
+def _check_cells_sources(notebook) -> list[str]:
+    return [f"{c.metadata['kit']['module']}.{c.metadata['kit']['name']}" for c in notebook.cells
+            if c.metadata.get("kit", {}).get("role") == "check"]
+
+
+def test_extract_submission_keeps_definitions_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    cells = [
+        "import os\nfrom grader.notebook import check\nimport mlflow",
+        f"open({str(marker)!r}, 'w').write('x')\nTHRESHOLD = 0.5\ndata = load_data()",
+        "%matplotlib inline\n@staticmethod\ndef helper():\n    return THRESHOLD",
+        "def broken(:\n    pass",
+        "class Model:\n    def predict(self):\n        return 1\nModel().predict()",
+        'check("ex01_tracking", "log_run")',
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    path = tmp_path / "sub.ipynb"
+    nbformat.write(notebook, str(path))
+    notebooks.extract_submission(path, tmp_path / "out")
+    code = (tmp_path / "out" / "ex01_tracking.py").read_text()
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {f"{m.name}.py" for m in catalogue.load().modules}
+    for kept in ("import os", "import mlflow", "THRESHOLD = 0.5", "@staticmethod\ndef helper():", "class Model:"):
+        assert kept in code
+    for dropped in ("grader", "open(", "load_data", "broken", "Model().predict()", "check(", "matplotlib"):
+        assert dropped not in code.split("\n", 1)[1], dropped
+    assert not marker.exists()
+
+
+# --------------------------------------------------------------------------- the lesson, run
+
+
+def test_stub_shortcut_prints_what_the_grader_prints(tmp_path):
+    """A stub is not sent to the grader; what the check prints must still be the grader's."""
+    exercise = catalogue.load().exercise("ex01_tracking", "log_run")
+    graded = grade(None, "-k", "Test_log_run", out=tmp_path / "r.json")
+    assert kit_notebook._summary_lines(graded.output) == kit_notebook._not_attempted(exercise, SEED)[0]
+
+
+def test_lesson_with_stubs_runs_and_says_not_attempted(tmp_path):
+    lesson = _execute(nbformat.read(str(notebooks.LESSON_PATH), as_version=4), tmp_path)
+    assert _errors(lesson) == []
+    checks = _check_cells(lesson)
+    assert set(checks) == {e.key for e in catalogue.load().exercises}
+    for key, (points, printed) in checks.items():
+        assert points == 0 and "not attempted" in printed, (key, printed)
+    assert not any(o.output_type == "stream" and o.name == "stderr" for c in lesson.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_lesson_with_solutions_scores_full_marks(tmp_path):
+    lesson = _execute(notebooks.lesson_notebook("solutions"), tmp_path)
+    assert _errors(lesson) == []
+    checks = _check_cells(lesson)
+    expected = {e.key: e.points for e in catalogue.load().exercises}
+    assert {key: points for key, (points, _) in checks.items()} == expected, {k: p for k, (_, p) in checks.items()}
+    assert all("passed" in printed for _, printed in checks.values())
+
+
+# --------------------------------------------------------------------------- nbgrader
+
+
+def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    completed = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True,
+                               env={**os.environ, **KERNEL_ENV}, timeout=1800)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed
+
+
+def _submissions(release: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
+    """Learner name -> submitted notebook: the solutions, the stubs, the wrong ones."""
+    made = {"solutions": _fill(release, _solution_code), "stubs": _fill(release, lambda m, n: None)}
+    for name, wrong in WRONG.items():
+        made[name] = _fill(release, lambda m, n, wrong=wrong: wrong.get(n) or _solution_code(m, n))
+    return made
+
+
+@pytest.fixture(scope="module")
+def nbgrader_course(tmp_path_factory):
+    """A two-function course, graded by nbgrader and by `pytest grader` (same seed)."""
+    course = tmp_path_factory.mktemp("course")
+    notebooks.generate(course, course / "lesson.ipynb", only=COURSE_KEYS)
+    _nbgrader(course, "generate_assignment", notebooks.ASSIGNMENT, "--force")
+    release = nbformat.read(str(course / "release" / notebooks.ASSIGNMENT / f"{notebooks.ASSIGNMENT}.ipynb"), as_version=4)
+    submissions = _submissions(release)
+    for student, notebook in submissions.items():
+        folder = course / "submitted" / student / notebooks.ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(notebook, str(folder / f"{notebooks.ASSIGNMENT}.ipynb"))
+    _nbgrader(course, "autograde", notebooks.ASSIGNMENT, "--force")
+    _nbgrader(course, "export", "--to", str(course / "grades.csv"))
+    targets = []
+    for student in submissions:
+        notebooks.extract_submission(course / "submitted" / student / notebooks.ASSIGNMENT / f"{notebooks.ASSIGNMENT}.ipynb",
+                                     course / "extracted" / student)
+        targets.append((course / "extracted" / student, "-k", COURSE_FILTER))
+    graded = dict(zip(submissions, grade_many(targets, tmp_path_factory.mktemp("graded"))))
+    return course, list(submissions), graded
+
+
+def _nbgrader_points(course: Path, student: str) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        points = {}
+        for key in COURSE_KEYS:
+            module, function = key.split(".")
+            grade = gradebook.find_grade(f"check-{module}-{function}", notebooks.ASSIGNMENT, notebooks.ASSIGNMENT, student)
+            points[key] = grade.score
+        return points
+
+
+def test_nbgrader_points_equal_the_graders(nbgrader_course):
+    course, students, graded = nbgrader_course
+    for student in students:
+        assert graded[student].code in (0, 1), graded[student].output
+        assert _nbgrader_points(course, student) == graded[student].scores(), (student, graded[student].output)
+
+
+def test_nbgrader_scores_tell_the_submissions_apart(nbgrader_course):
+    course, students, _ = nbgrader_course
+    points = {student: _nbgrader_points(course, student) for student in students}
+    assert points["solutions"] == {"ex01_tracking.log_run": 6, "ex01_tracking.log_metric_history": 4}
+    assert points["stubs"] == {"ex01_tracking.log_run": 0, "ex01_tracking.log_metric_history": 0}
+    assert points["forgets_tags_and_steps"] == {"ex01_tracking.log_run": 4, "ex01_tracking.log_metric_history": 1}
+    assert points["raises_and_talks_on_stderr"] == {"ex01_tracking.log_run": 0, "ex01_tracking.log_metric_history": 4}
+    assert 0 < points["leaves_the_run_active"]["ex01_tracking.log_run"] < 6
+
+
+def test_nbgrader_export_writes_the_csv(nbgrader_course):
+    course, students, graded = nbgrader_course
+    with open(course / "grades.csv", newline="") as handle:
+        rows = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
+    assert rows == {student: float(graded[student].results["score"]) for student in students}
