@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import os
 import shutil
 import tempfile
@@ -25,13 +24,11 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 # imports of MLflow and scikit-learn then overlap with the grader's own.
 from grader.core import catalogue, summary  # noqa: E402
 from grader.core.outcomes import LearnerOutcome  # noqa: E402
-from grader.core.results import CheckResult, Grade  # noqa: E402
+from grader.core.results import CheckResult, Grade, new_seed  # noqa: E402
 from grader.core.source import TargetError, anything_attempted, copy_sources, resolve_target  # noqa: E402
 from grader.core.store import template_path  # noqa: E402
 from grader.sandbox import isolation  # noqa: E402
-from grader.sandbox.client import Sandbox  # noqa: E402
-
-DEFAULT_CALL_TIMEOUT = 90.0
+from grader.sandbox.client import DEFAULT_CALL_TIMEOUT, Sandbox  # noqa: E402
 
 __all__ = [
     "pytest_addoption", "pytest_configure", "pytest_report_header", "pytest_collection_modifyitems",
@@ -85,7 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except TargetError as error:
         raise pytest.UsageError(f"--target: {error}") from None
     seed = config.getoption("seed")
-    state["seed"] = seed if seed is not None else random.SystemRandom().randrange(1, 10**6)
+    state["seed"] = seed if seed is not None else new_seed()
     # The learner's MLFLOW_* settings are not read while grading, and given back after.
     state["saved_env"] = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_") and k != "MLFLOW_DISABLE_TELEMETRY"}
     if not config.option.collectonly:

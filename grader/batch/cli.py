@@ -29,7 +29,7 @@ def add_parser(commands) -> None:
 
 def _seed(args: argparse.Namespace) -> int:
     """A resumed batch keeps the seed of the rows already written, so all rows compare."""
-    from grader.core.inputs import new_seed
+    from grader.core.results import new_seed
 
     if args.seed is not None:
         return args.seed

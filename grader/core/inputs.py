@@ -17,10 +17,6 @@ WORDS = (
 ).split()
 
 
-def new_seed() -> int:
-    return random.SystemRandom().randrange(1, 10**6)
-
-
 class Inputs:
     def __init__(self, seed: int, scope: str):
         self.rng = random.Random(f"{seed}:{scope}")

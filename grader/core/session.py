@@ -18,9 +18,8 @@ from grader.core.inputs import Inputs
 from grader.core.source import is_untouched_stub, read_module
 from grader.core.outcomes import LearnerError, LearnerOutcome, NotAttempted, outcome_of
 from grader.core.store import Store, StoreFactory
-from grader.sandbox.client import CallResult, Sandbox
+from grader.sandbox.client import DEFAULT_CALL_TIMEOUT, CallResult, Sandbox
 
-DEFAULT_CALL_TIMEOUT = 90.0
 # Scenarios run ahead of their checks, a few at once: while one waits on learner code in the
 # sandbox, another prepares its store. Three keeps two cores busy without crowding them.
 SCENARIO_THREADS = 3

@@ -26,6 +26,7 @@ MAX_RESULT_BYTES = 1024 * 1024
 OUTPUT_TAIL_BYTES = 4000
 # How long past its own deadline the worker may take to answer before we give up on it.
 WORKER_GRACE_SECONDS = 30
+DEFAULT_CALL_TIMEOUT = 90.0  # seconds one learner call may take, unless told otherwise
 WORKER_DIED = "the grading worker died"
 
 
