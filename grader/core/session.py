@@ -16,7 +16,7 @@ from typing import Sequence
 from grader.core import catalogue
 from grader.core.inputs import Inputs
 from grader.core.source import is_untouched_stub, read_module
-from grader.core.outcomes import LearnerError, LearnerOutcome, NotAttempted, outcome_of
+from grader.core.outcomes import LearnerError, LearnerOutcome, outcome_of
 from grader.core.store import Store, StoreFactory
 from grader.sandbox.client import DEFAULT_CALL_TIMEOUT, CallResult, Sandbox
 

@@ -53,19 +53,21 @@ def render(grade: Grade, *, details: bool = True, heading=module_heading, next_l
     return lines
 
 
-def next_step(grade: Grade) -> str:
+def next_step(grade: Grade, *, command: str = "pytest grader", folder: str = "exercises/") -> str:
+    """What to do next, as a command the learner can paste (``command`` and ``folder`` say
+    how this grading was run, so the advice grades the same folder again)."""
     results = grade.exercises()
     for status in ("error", "failed"):
         for r in results:
             if r.status == status:
                 return (
                     f"Next: fix `{r.exercise.function}` in {r.exercise.module}.py (see the message above), "
-                    f"then rerun: pytest grader -k {r.exercise.function}"
+                    f"then rerun: {command} -k {r.exercise.function}"
                 )
     for r in results:
         if r.status == "not_attempted":
             return (
-                f"Next: implement `{r.exercise.function}` in exercises/{r.exercise.module}.py, "
-                f"then check it: pytest grader -k {r.exercise.function}"
+                f"Next: implement `{r.exercise.function}` in {folder}{r.exercise.module}.py, "
+                f"then check it: {command} -k {r.exercise.function}"
             )
     return "Next: nothing left to fix. Open your own runs in the MLflow UI (see the README)."

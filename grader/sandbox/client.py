@@ -191,7 +191,6 @@ class Sandbox:
         with open(call_dir / "request.pkl", "wb") as handle:
             pickle.dump(request, handle)
         future: Future = Future()
-        future.timeout = timeout  # type: ignore[attr-defined]
         with self._lock:
             process = self._ensure_worker()
             self._pending[call_id] = (future, call_dir, process)
