@@ -46,6 +46,19 @@ def batch(submissions: Path, out: Path, workers: int) -> float:
                   "--workers", str(workers), "--seed", "1"])
 
 
+def batch_memory(out: Path) -> dict:
+    """The largest peaks over the batch's learners: each forked scoring process, each
+    learner worker's calls, and a whole grading (scoring, worker and calls; shared pages once)."""
+    facts = [json.loads(p.read_text()) for p in out.glob("*/batch.json")]
+    results = [json.loads(p.read_text()) for p in out.glob("*/results.json")]
+    learner = [r["extra_data"].get("resources", {}).get("learner_process_max_rss_mb", 0) for r in results]
+    return {
+        "scoring_process_max_rss_mb": round(max((f["peak_rss_kb"] for f in facts), default=0) / 1024, 1),
+        "learner_process_max_rss_mb": max(learner, default=0),
+        "grading_max_pss_mb": round(max((f.get("peak_pss_kb", 0) for f in facts), default=0) / 1024, 1),
+    }
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):7.2f} s  ({min(values):.2f}–{max(values):.2f})"
 
@@ -81,6 +94,7 @@ def main() -> int:
         "targets": TARGETS,
     }
     if with_batch:
+        figures["batch_resources"] = batch_memory(scratch / "out-1")
         per_submission = statistics.median(runs["batch_1_worker"]) / args.batch_copies
         figures["ratios"]["batch_1_per_submission"] = per_submission / floor
         figures["ratios"]["speedup_2_workers"] = statistics.median(runs["batch_1_worker"]) / statistics.median(runs["batch_2_workers"])
@@ -106,6 +120,10 @@ def print_table(runs, figures, copies, with_batch) -> None:
     resources = figures["resources"]
     print(f"peak memory: scoring process {resources.get('scoring_process_max_rss_mb')} MB, "
           f"learner process {resources.get('learner_process_max_rss_mb')} MB (target <= {TARGETS['max_rss_mb']} MB each)")
+    if with_batch:
+        memory = figures["batch_resources"]
+        print(f"batch peak memory: scoring process {memory['scoring_process_max_rss_mb']} MB, learner process "
+              f"{memory['learner_process_max_rss_mb']} MB; a whole grading {memory['grading_max_pss_mb']} MB (PSS)")
     print("\nwhere the time goes (seconds, first self-check run):")
     print(f"  {'function':<42}{'learner call':>13}{'store prep':>12}{'checks':>9}")
     for key, parts in figures["timing_per_function"].items():

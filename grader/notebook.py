@@ -3,8 +3,9 @@
 The notebook's cells are the learner's module. ``check`` takes the imports, definitions
 and constants of the cells run so far (read, never run here: the same filter as notebook
 submissions), writes them as ``<module>.py`` into a temporary folder and grades that one
-function with the kit's grader in a subprocess, exactly as ``pytest grader -k <function>``
-would: same checks, same messages, same points. The learner's code runs only in the
+function with the kit's grader, exactly as ``pytest grader -k <function>`` would: same
+checks, same messages, same points. The grading runs in a warm grading host (grader/host/)
+that the kernel's first check starts. The learner's code runs only in the
 grader's sandbox, against fresh temporary MLflow stores.
 
 It prints the grader's summary for the function and returns the points earned. A check
@@ -15,19 +16,23 @@ cell; and it prints to stdout only, since nbgrader gives 0 to a cell that writes
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
-import subprocess
-import sys
+import shutil
 import tempfile
 from pathlib import Path
 
 from grader.core import catalogue
 from grader.core.source import is_untouched_stub
+from grader.host.client import Host
+from grader.sandbox.client import DEFAULT_CALL_TIMEOUT
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 HEADER_MARK = "MLflow exercise kit · seed"
+CHECK_TIMEOUT = 900.0  # seconds for one function's checks, as the course's nbgrader cells allow
+_HOST: Host | None = None
 
 
 def check(module: str, function: str, *, seed: int | None = None) -> int:
@@ -85,23 +90,37 @@ def _grade(code: str, exercise: catalogue.Exercise, seed: int) -> tuple[list[str
         folder = Path(scratch)
         (folder / "src").mkdir()
         (folder / "src" / f"{exercise.module}.py").write_text(code, encoding="utf-8")
-        results = folder / "results.json"
-        completed = subprocess.run(
-            _grader_command(exercise, folder / "src", results, seed), cwd=folder, capture_output=True,
-            text=True, encoding="utf-8", errors="replace", env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-        )
+        results, log = folder / "results.json", folder / "pytest.log"
+        _host().grade(_grader_args(exercise, folder / "src", results, seed), cwd=folder, log=log, timeout=CHECK_TIMEOUT)
         graded = json.loads(results.read_text()) if results.exists() else None
+        output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     result = (graded or {}).get("extra_data", {}).get("exercises", {}).get(exercise.key)
     if result is None:  # the grader itself could not run: say why, on stdout
-        tail = (completed.stdout + completed.stderr).strip().splitlines()[-20:]
+        tail = output.strip().splitlines()[-20:]
         return ["The grader could not check this function:", *tail], "error", 0
-    return _summary_lines(completed.stdout), result["status"], result["score"]
+    return _summary_lines(output), result["status"], result["score"]
 
 
-def _grader_command(exercise: catalogue.Exercise, target: Path, results: Path, seed: int) -> list[str]:
+def _host() -> Host:
+    """The kernel's warm grading host, started by its first check: later checks cost a
+    fork, not a new Python with MLflow to import. It ends with the kernel."""
+    global _HOST
+    if _HOST is None:
+        root = Path(tempfile.mkdtemp(prefix="mlflow-kit-notebook-host-"))
+        _HOST = Host(root / "host", "none", DEFAULT_CALL_TIMEOUT)
+        atexit.register(_close_host, _HOST, root)
+    return _HOST
+
+
+def _close_host(host: Host, root: Path) -> None:
+    host.close()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _grader_args(exercise: catalogue.Exercise, target: Path, results: Path, seed: int) -> list[str]:
     checks = KIT_ROOT / "grader" / f"test_{exercise.module}.py"
     return [
-        sys.executable, "-m", "pytest", f"{checks}::Test_{exercise.function}", "-p", "no:cacheprovider", "-q",
+        f"{checks}::Test_{exercise.function}", "-p", "no:cacheprovider", "-q",
         "--target", str(target), "--seed", str(seed), "--grade-json", str(results),
     ]
 

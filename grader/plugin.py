@@ -6,6 +6,7 @@ file names the module (``test_ex01_tracking.py``), its class the function
 """
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from grader.core.outcomes import LearnerOutcome  # noqa: E402
 from grader.core.results import CheckResult, Grade, new_seed  # noqa: E402
 from grader.core.source import TargetError, anything_attempted, copy_sources, resolve_target  # noqa: E402
 from grader.core.store import template_path  # noqa: E402
+from grader.sandbox import client as sandbox_client  # noqa: E402
 from grader.sandbox import isolation  # noqa: E402
 from grader.sandbox.client import DEFAULT_CALL_TIMEOUT, Sandbox  # noqa: E402
 
@@ -51,6 +53,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--isolation", choices=isolation.MODES, default="none",
                     help="how learner code is fenced in: none (your own self-check), limits (rlimits per call) "
                          "or bwrap (a bubblewrap sandbox as well); batch grading picks the strongest available")
+    group.addoption("--tracking-server", action="store_true",
+                    help="have learner code log to a real local `mlflow server` that the grader starts and stops "
+                         "(one workspace per store), to prove it works against a remote server too; needs the "
+                         "network, so not with --isolation bwrap")
 
 
 def _check_of(item: pytest.Item) -> tuple[catalogue.Exercise, catalogue.Check]:
@@ -85,8 +91,10 @@ def pytest_configure(config: pytest.Config) -> None:
     state["seed"] = seed if seed is not None else new_seed()
     # The learner's MLFLOW_* settings are not read while grading, and given back after.
     state["saved_env"] = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_") and k != "MLFLOW_DISABLE_TELEMETRY"}
+    _refuse_server_without_network(config)
     if not config.option.collectonly:
         _start_worker(config)
+        _start_tracking_server(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -94,6 +102,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"MLflow exercise kit: grading {state['target']}",
         f"seed {state['seed']} (reproduce this run with: pytest grader --seed {state['seed']})",
+        *([f"learner code logs to an mlflow server at {state['server'].url}, started for this session"] if "server" in state else []),
     ]
 
 
@@ -114,7 +123,8 @@ def _start_worker(config: pytest.Config) -> None:
         template = template_db(scratch)
     timeout = config.getoption("call_timeout")
     wrap, limits = isolation.settings(config.getoption("isolation"), scratch, template, timeout)
-    sandbox = Sandbox(scratch, wrap=wrap, limits=limits, template=template)
+    # In a warm grading host (grader/host/), its worker is lent to this grading.
+    sandbox = Sandbox(scratch, wrap=wrap, limits=limits, template=template, lent=sandbox_client.LENT_WORKER)
     if anything_attempted(sources):
         sandbox.start()
     state["early"] = (scratch, sources, sandbox)
@@ -126,12 +136,57 @@ def _session(config: pytest.Config) -> "GradingSession":  # noqa: F821
     state = config.stash[STATE]
     if state["session"] is None:
         scratch, sources, sandbox = state["early"]
-        state["session"] = GradingSession(sources, scratch, state["seed"], timeout=config.getoption("call_timeout"), sandbox=sandbox)
+        stores = _tracking_server_stores(config, scratch)
+        state["session"] = GradingSession(sources, scratch, state["seed"], timeout=config.getoption("call_timeout"), sandbox=sandbox, stores=stores)
     return state["session"]
 
 
+# -- --tracking-server: learner code logs to a real local `mlflow server` (grader/core/tracking_server.py)
+def _refuse_server_without_network(config: pytest.Config) -> None:
+    if config.getoption("tracking_server") and config.getoption("isolation") == "bwrap":
+        raise pytest.UsageError(
+            "--tracking-server cannot be used with --isolation bwrap: the bubblewrap sandbox has no network, "
+            "not even 127.0.0.1, so learner code could not reach the server. Use --isolation none or limits."
+        )
+
+
+def _start_tracking_server(config: pytest.Config) -> None:
+    """Start the server now, if any learner code will run: it boots while checks are collected."""
+    state = config.stash[STATE]
+    scratch, sources, _ = state["early"]
+    if config.getoption("tracking_server") and anything_attempted(sources):
+        from grader.core.tracking_server import TrackingServer
+        from grader.core.store import template_db
+
+        state["server"] = TrackingServer(scratch / "tracking-server", template_db(scratch))
+
+
+def _tracking_server_stores(config: pytest.Config, scratch: Path):
+    """Stores that are workspaces of the tracking server, once it answers (None: SQLite stores)."""
+    server = config.stash[STATE].get("server")
+    if server is None:
+        return None
+    from grader.core.tracking_server import ServerError, WorkspaceStoreFactory
+
+    try:
+        server.wait_ready()
+    except ServerError as error:
+        raise pytest.UsageError(f"--tracking-server: {error}") from None
+    return WorkspaceStoreFactory(server, scratch)
+
+
+def _stop_tracking_server(config: pytest.Config) -> None:
+    server = config.stash[STATE].pop("server", None)
+    if server is not None:
+        server.stop()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if not session.items:
+    # MLflow, scikit-learn and pandas are imported now and stay for the whole session:
+    # the garbage collector need not walk them again (it did, for seconds, at every full
+    # collection and at exit).
+    gc.freeze()
+    if not session.items or "early" not in session.config.stash[STATE]:  # --collect-only starts nothing
         return
     grading = _session(session.config)
     classes = {item.cls: item.module.MODULE for item in session.items if hasattr(item.cls, "scenario")}
@@ -241,9 +296,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         Path(config.invocation_params.dir, path).write_text(json.dumps(grade.to_gradescope(extra), indent=2))
     if state["session"] is not None:
         state["session"].close()
+    _stop_tracking_server(config)  # once no scenario talks to it, before its folder goes
     if "early" in state:
         scratch, _, sandbox = state["early"]
         sandbox.close()
         if not config.getoption("keep_stores"):
             shutil.rmtree(scratch, ignore_errors=True)
     os.environ.update(state["saved_env"])
+    gc.freeze()  # what the session made dies with the process: no need to collect it first

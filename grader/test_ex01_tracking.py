@@ -34,17 +34,17 @@ class Test_get_or_create_experiment:
     @staticmethod
     def scenario(learner, inputs):
         new = Scenario(store=learner.store(), name=inputs.name("exp"), tags=inputs.tags())
-        new.call = learner.attempt(new.store, new.name, new.tags)
+        new.call = learner.start(new.store, new.name, new.tags)
 
         existing = Scenario(store=learner.store(), name=inputs.name("existing"))
         existing.id = existing.store.new_experiment(existing.name, tags=inputs.tags())
         existing.count = len(existing.store.client.search_experiments(view_type=ViewType.ALL))
-        existing.call = learner.attempt(existing.store, existing.name, None)
+        existing.call = learner.start(existing.store, existing.name, None)
 
         deleted = Scenario(store=learner.store(), name=inputs.name("deleted"))
         deleted.id = deleted.store.new_experiment(deleted.name)
         deleted.store.client.delete_experiment(deleted.id)
-        deleted.call = learner.attempt(deleted.store, deleted.name, inputs.tags())
+        deleted.call = learner.start(deleted.store, deleted.name, inputs.tags())
         return Scenario(new=new, existing=existing, deleted=deleted)
 
     def test_creates_with_tags(self, scenario):

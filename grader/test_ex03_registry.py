@@ -31,11 +31,16 @@ class Registry:
         X_train, _, y_train, _ = self.data
         return LogisticRegression(C=C, max_iter=500).fit(X_train, y_train)
 
-    def run_with_model(self, model=None, *, name="model", metrics=None, register=False, alias=None) -> dict:
-        return self.learner.prepare(
-            self.store, "logged_model", self.experiment_id, model or self.model(1.0), self.data[0].head(5),
-            name=name, metrics=metrics, register_as=self.model_name if register else None, alias=alias,
-        )
+    def runs_with_models(self, *runs: dict) -> list[dict]:
+        """One run per dict, each logging a model (``model``, default C=1) under ``name``
+        with ``metrics``, maybe registered (``register``) and given an ``alias``; made in
+        one sandbox call, in order, so versions number as listed."""
+        specs = [
+            dict(model=run.get("model") or self.model(1.0), name=run.get("name", "model"), metrics=run.get("metrics"),
+                 register_as=self.model_name if run.get("register") else None, alias=run.get("alias"))
+            for run in runs
+        ]
+        return self.learner.prepare(self.store, "logged_models", self.experiment_id, self.data[0].head(5), specs)
 
     def version(self, version):
         return self.client.get_model_version(self.model_name, str(version))
@@ -65,7 +70,7 @@ class Test_register_run_model:
     def scenario(learner, inputs):
         registry = Registry(learner, inputs)
         artifact_name = inputs.word()
-        made = registry.run_with_model(name=artifact_name)
+        [made] = registry.runs_with_models(dict(name=artifact_name))
         return registry, made, learner.attempt(registry.store, made["run_id"], registry.model_name, artifact_name)
 
     def test_version_exists(self, scenario):
@@ -89,8 +94,7 @@ class Test_annotate_version:
     @staticmethod
     def scenario(learner, inputs):
         registry = Registry(learner, inputs)
-        for _ in range(2):
-            registry.run_with_model(register=True)
+        registry.runs_with_models(dict(register=True), dict(register=True))
         target, other = inputs.rng.sample([1, 2], 2)
         description = f"{inputs.word()} model trained on {inputs.word()} data"
         tags = inputs.tags(3)
@@ -111,8 +115,7 @@ class Test_set_alias:
     @staticmethod
     def scenario(learner, inputs):
         registry = Registry(learner, inputs)
-        for _ in range(3):
-            registry.run_with_model(register=True)
+        registry.runs_with_models(*[dict(register=True)] * 3)
         new = Scenario(alias=inputs.word(), version=inputs.rng.choice([1, 2, 3]))
         new.call = learner.attempt(registry.store, registry.model_name, new.version, new.alias)
         moving = Scenario(alias=f"{inputs.word()}-moving")
@@ -144,8 +147,7 @@ class Test_load_by_alias:
         # the latest version (or a hard-coded one) shows.
         models = [registry.model(C) for C in (0.001, 100.0)]
         models.append(LogisticRegression(C=1.0, max_iter=500).fit(registry.data[0], 1 - registry.data[2]))
-        for model in models:
-            registry.run_with_model(model, register=True)
+        registry.runs_with_models(*[dict(model=model, register=True) for model in models])
         chosen, alias = inputs.rng.choice([1, 2]), inputs.word()
         if (models[chosen - 1].predict(X) == models[2].predict(X)).all():
             chosen = 3 - chosen
@@ -164,10 +166,9 @@ class Test_promote_if_better:
         """A registry where the champion (if any) scored champion_score, and a new run."""
         registry = Registry(learner, inputs)
         metric, alias = inputs.keys("acc", 1)[0], inputs.word()
-        if champion_score is not None:
-            registry.run_with_model(metrics={metric: champion_score}, register=True, alias=alias)
-        candidate = registry.run_with_model(metrics={metric: challenger_score})
-        call = learner.attempt(registry.store, registry.model_name, candidate["run_id"], metric, alias)
+        champion = [dict(metrics={metric: champion_score}, register=True, alias=alias)] if champion_score is not None else []
+        *_, candidate = registry.runs_with_models(*champion, dict(metrics={metric: challenger_score}))
+        call = learner.start(registry.store, registry.model_name, candidate["run_id"], metric, alias)
         return Scenario(registry=registry, alias=alias, candidate=candidate, call=call, score=challenger_score)
 
     @classmethod

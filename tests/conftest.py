@@ -1,8 +1,10 @@
-"""Shared helpers of the kit's own suite: grading a folder exactly as a learner would."""
+"""Shared helpers of the kit's own suite: grading a folder exactly as a learner would, or as
+a batch slot does."""
 from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from grader.host.client import Host
+from grader.sandbox.client import DEFAULT_CALL_TIMEOUT
 
 REPO = Path(__file__).resolve().parent.parent
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
@@ -35,27 +40,50 @@ class Graded:
         return {key: e["status"] for key, e in self.exercises.items()}
 
 
+def grader_args(target: Path | None, *args: str, seed: int, out: Path) -> list[str]:
+    """`pytest` arguments that grade ``target`` (None: exercises/) into results.json ``out``."""
+    target_args = ["--target", str(target)] if target is not None else []
+    return [str(REPO / "grader"), "-p", "no:cacheprovider", "--seed", str(seed), "--grade-json", str(out), *args, *target_args]
+
+
 def grade(target: Path | None, *args: str, seed: int = SEED, cwd: Path = REPO, env: dict | None = None,
           out: Path) -> Graded:
     """Run `python -m pytest grader` in a subprocess, as a learner or CI would."""
-    command = [sys.executable, "-m", "pytest", str(REPO / "grader"), "-p", "no:cacheprovider",
-               "--seed", str(seed), "--grade-json", str(out), *args]
-    if target is not None:
-        command += ["--target", str(target)]
+    command = [sys.executable, "-m", "pytest", *grader_args(target, *args, seed=seed, out=out)]
     completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=900,
                                env={**os.environ, **(env or {})})
-    results = json.loads(out.read_text()) if out.exists() else {}
-    return Graded(completed.returncode, completed.stdout + completed.stderr, results)
+    return Graded(completed.returncode, completed.stdout + completed.stderr, _results(out))
+
+
+def _results(out: Path) -> dict:
+    return json.loads(out.read_text()) if out.exists() else {}
 
 
 def grade_many(jobs: list[tuple], tmp: Path, workers: int = 2) -> list[Graded]:
-    """Grade several (target, *args) jobs two at a time (the CI machine has two cores)."""
+    """Grade several (target, *args) jobs, two at a time (the CI machine has two cores), the
+    way batch grading and notebooks do: through warm grading hosts (grader/host/), which
+    fork a scoring process per grading. `grade` is the learner's own `pytest grader`."""
+    started = [Host(tmp / f"host-{n}", "none", DEFAULT_CALL_TIMEOUT) for n in range(min(workers, len(jobs)))]
+    free: queue.Queue = queue.Queue()
+    for host in started:
+        free.put(host)
+
     def run(index_job):
         index, (target, *args) = index_job
-        return grade(target, *args, out=tmp / f"results-{index}.json")
+        out, log = tmp / f"results-{index}.json", tmp / f"output-{index}.txt"
+        host = free.get()
+        try:
+            stats = host.grade(grader_args(target, *args, seed=SEED, out=out), cwd=REPO, log=log, timeout=900)
+        finally:
+            free.put(host)
+        return Graded(stats["exit"], log.read_text() if log.exists() else "", _results(out))
 
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(run, enumerate(jobs)))
+    try:
+        with ThreadPoolExecutor(len(started)) as pool:
+            return list(pool.map(run, enumerate(jobs)))
+    finally:
+        for host in started:
+            host.close()
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -67,6 +95,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 def reference_grades(tmp_path_factory) -> dict[str, Graded]:
     """The solutions, the committed stubs and the independent implementation, graded once."""
     tmp = tmp_path_factory.mktemp("reference")
-    names = ["solutions", "exercises", "independent"]
-    targets = [REPO / "solutions", None, SUBMISSIONS / "independent"]
-    return dict(zip(names, grade_many([(t,) for t in targets], tmp)))
+    targets = {"solutions": REPO / "solutions", "exercises": None, "independent": SUBMISSIONS / "independent"}
+    # Each its own `pytest grader`, as a learner runs it: the batch's rows are compared with these.
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(targets, pool.map(lambda item: grade(item[1], out=tmp / f"{item[0]}.json"), targets.items())))

@@ -15,6 +15,7 @@ import pytest
 from conftest import REPO
 from grader.batch.collect import SubmissionError, collect, unpack
 from grader.batch.gradebook import columns
+from grader.sandbox import isolation
 
 
 def run_batch(submissions: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
@@ -108,11 +109,11 @@ def test_a_submission_past_its_wall_clock_is_a_timeout_row_and_leaves_nothing(tm
                      f"'import time; time.sleep(600)', '{marker}'], start_new_session=True)\ntime.sleep(600)\n"
                      # one implemented function: modules holding only stubs are not even imported
                      "\ndef get_or_create_experiment(name, tags=None):\n    return '0'\n")
-    completed = run_batch(submissions, out, "--isolation", "limits", "--timeout", "15", "--call-timeout", "10",
+    completed = run_batch(submissions, out, "--isolation", "limits", "--timeout", "6", "--call-timeout", "30",
                           "--workers", "1")
     [row] = read_rows(out)
     assert row["status"] == "timeout", f"{row}\n{completed.stderr}"
-    assert "per-submission limit of 15 s" in (out / "sleepy" / "feedback.md").read_text()
+    assert "per-submission limit of 6 s" in (out / "sleepy" / "feedback.md").read_text()
     assert float(row["seconds"]) < 60
     leftovers = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
     assert not leftovers, f"processes outlived their grading: {leftovers}"
@@ -128,3 +129,64 @@ def test_a_notebook_goes_through_the_one_notebook_entry_point(tmp_path):
     assert submission.learner == "dana" and submission.problem is None
     with pytest.raises(SubmissionError, match="notebook"):
         unpack(submission, tmp_path / "copy")
+
+
+LITTER = '''
+import os, subprocess, sys
+_solution = get_or_create_experiment
+
+def get_or_create_experiment(name, tags=None):
+    """Leaves things behind for whoever the slot grades next."""
+    for folder in ("/tmp", os.environ["HOME"], os.path.dirname(os.getcwd())):
+        with open(os.path.join(folder, "@MARK@-litter"), "w") as handle:
+            handle.write("left behind")
+    log = os.path.join(os.environ["HOME"], "worker.log")
+    if os.path.lexists(log):
+        os.remove(log)
+    os.symlink("@TRAP@", log)  # the slot's next worker must not log into a file outside
+    subprocess.Popen([sys.executable, "-c", "import time\\nwhile True:\\n open('/tmp/@MARK@-daemon','w'); time.sleep(0.05)",
+                      "@MARK@"], start_new_session=True)
+    return _solution(name, tags)
+'''
+
+SNOOP = '''
+import os
+_solution = get_or_create_experiment
+
+def get_or_create_experiment(name, tags=None):
+    """Fails when anything of the learner before is still around."""
+    found = [p for folder in ("/tmp", os.environ["HOME"], os.path.dirname(os.getcwd()))
+             for p in (os.path.join(folder, "@MARK@-litter"), os.path.join(folder, "@MARK@-daemon")) if os.path.exists(p)]
+    found += [pid for pid in os.listdir("/proc") if pid.isdigit() and "@MARK@" in _cmdline(pid)]
+    if found:
+        raise RuntimeError(f"left by the learner before: {found}")
+    return _solution(name, tags)
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+'''
+
+
+@pytest.mark.skipif(not isolation.bwrap_available(), reason="a slot's sandbox needs bubblewrap")
+def test_the_next_learner_in_a_slot_finds_nothing_the_last_one_left(tmp_path):
+    """One slot grades learner after learner with one warm sandbox: files in /tmp, in the
+    sandbox's home, a daemon and a link planted for the next worker's log all go in between."""
+    submissions, out, trap = tmp_path / "in", tmp_path / "out", tmp_path / "trap.txt"
+    mark = f"slot-{tmp_path.name}"
+    for learner, snippet in (("a-litter", LITTER), ("b-snoop", SNOOP)):
+        shutil.copytree(REPO / "solutions", submissions / learner, ignore=shutil.ignore_patterns("__pycache__"))
+        with open(submissions / learner / "ex01_tracking.py", "a") as module:
+            module.write(snippet.replace("@MARK@", mark).replace("@TRAP@", str(trap)))
+    completed = run_batch(submissions, out, "--workers", "1", "--isolation", "bwrap")
+    rows = {row["learner"]: row for row in read_rows(out)}
+    for learner in ("a-litter", "b-snoop"):
+        assert rows[learner]["status"] == "graded" and rows[learner]["score"] == "100", (
+            f"{learner}: {rows[learner]}\n{(out / learner / 'feedback.md').read_text()[:2000]}\n{completed.stderr[-2000:]}"
+        )
+    assert not trap.exists(), "a worker of the slot wrote through the link a learner planted"
+    daemons = subprocess.run(["pgrep", "-f", mark], capture_output=True, text=True).stdout.split()
+    assert not daemons, f"processes outlived their grading: {daemons}"

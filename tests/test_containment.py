@@ -1,6 +1,7 @@
 """A hung or crashing learner function costs that function its points, never the session."""
 from __future__ import annotations
 
+import json
 import shutil
 
 from conftest import REPO, grade
@@ -46,3 +47,18 @@ def test_hung_and_crashing_functions_are_contained(tmp_path):
     for key in ("log_evaluation", "train_and_track", "train_with_autolog", "tune_hyperparameters"):
         assert exercises[f"ex01_tracking.{key}"]["status"] == "passed", (key, graded.output)
     assert graded.results["score"] == 44 - 6 - 6 - 4 - 5
+
+
+def test_the_worker_warms_up_without_an_error(tmp_path):
+    """A worker whose warm-up fails still grades correctly, only slower (every call pays
+    the imports): so nothing but this test would notice."""
+    from grader.core.store import template_db
+    from grader.sandbox.client import spawn_worker
+
+    worker = spawn_worker(tmp_path, [], {}, template_db(tmp_path))
+    banner = json.loads(worker.stdout.readline())
+    worker.stdin.close()
+    worker.wait(timeout=60)
+    log = (tmp_path / "worker.log").read_text()
+    assert banner.get("ready") is True and worker.returncode == 0, (banner, worker.returncode, log)
+    assert "Traceback" not in log and "left threads running" not in log, log

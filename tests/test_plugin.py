@@ -14,10 +14,11 @@ def test_every_catalogue_check_has_exactly_one_test():
     listed = subprocess.run(
         [sys.executable, "-m", "pytest", "grader", "--collect-only", "-q", "-p", "no:cacheprovider"],
         cwd=REPO, capture_output=True, text=True,
-    ).stdout
-    collected = {line.split("::", 1)[1] for line in listed.splitlines() if "::" in line}
+    )
+    collected = {line.split("::", 1)[1] for line in listed.stdout.splitlines() if "::" in line}
     expected = {f"Test_{e.function}::test_{c.name}" for e in catalogue.load().exercises for c in e.checks}
     assert collected == expected
+    assert listed.returncode == 0 and "INTERNALERROR" not in listed.stdout + listed.stderr, listed.stdout[-2000:]
 
 
 def test_catalogue_declares_100_points_with_hints():

@@ -1,19 +1,19 @@
 """Grading one learner of a batch, and the batch itself.
 
-Per learner: a private copy of the submission in a fresh temporary folder, then
-``python -m pytest grader --target COPY --isolation MODE`` under ``launcher.py``. That
-pytest process is the scoring process: it never runs learner code (its sandbox worker
-does) and reads back only JSON and .npy. The launcher enforces the per-submission wall
-clock and kills everything the grading started. The orchestrator (this module) then reads
-the results.json the scoring process wrote, checks it is consistent, and writes the row.
+Each of ``--workers`` slots is a warm grading host (``host.py``) with a sandboxed worker
+of its own; a slot grades one learner at a time. Per learner: a private copy of the
+submission in a fresh temporary folder, then ``pytest grader --target COPY --isolation
+MODE`` in a scoring process the host forks for it. That process never runs learner code
+(the worker does) and reads back only JSON and .npy. The host enforces the per-submission
+wall clock and kills everything the grading started. The orchestrator (this module) then
+reads the results.json the scoring process wrote, checks it is consistent, and writes the row.
 """
 from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -25,15 +25,13 @@ from grader.batch.collect import Submission, SubmissionError, collect, unpack
 from grader.batch.gradebook import Gradebook, Row
 from grader.batch.progress import Progress
 from grader.core import catalogue
+from grader.host.client import Host
 
 REPO = Path(__file__).resolve().parents[2]
-LAUNCHER = Path(__file__).resolve().with_name("launcher.py")
 LOG_TAIL_CHARS = 20_000
 # Environment variables the grading may see; everything else (tokens, cloud keys, the
 # instructor's MLFLOW_* settings) stays behind.
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "XDG_CACHE_HOME", "TZ")
-# Launchers still running, so an interrupted batch can have them clean up at once.
-LIVE_LAUNCHERS: set[subprocess.Popen] = set()
 
 
 @dataclass
@@ -54,28 +52,21 @@ def grading_env() -> dict[str, str]:
     return env
 
 
-def grader_command(target: Path, results: Path, options: Options) -> list[str]:
-    return [sys.executable, "-m", "pytest", str(REPO / "grader"), "-p", "no:cacheprovider", "-q",
+def grader_args(target: Path, results: Path, options: Options) -> list[str]:
+    return [str(REPO / "grader"), "-p", "no:cacheprovider", "-q",
             "--target", str(target), "--seed", str(options.seed), "--grade-json", str(results),
             "--isolation", options.isolation, "--call-timeout", str(options.call_timeout)]
 
 
-def run_grader(target: Path, private: Path, options: Options) -> tuple[dict, dict | None, str]:
-    """(launcher stats, results.json or None, the tail of pytest's output)."""
-    results_path, stats_path, log_path = private / "results.json", private / "stats.json", private / "pytest.log"
-    command = [sys.executable, "-I", str(LAUNCHER), str(stats_path), str(options.timeout), str(log_path), "--",
-               *grader_command(target, results_path, options)]
-    launcher = subprocess.Popen(command, cwd=private, env=grading_env(), start_new_session=True,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    LIVE_LAUNCHERS.add(launcher)
+def run_grader(target: Path, private: Path, options: Options, hosts: queue.Queue) -> tuple[dict, dict | None, str]:
+    """(the host's figures, results.json or None, the tail of pytest's output), graded by
+    whichever host is free."""
+    results_path, log_path = private / "results.json", private / "pytest.log"
+    host = hosts.get()
     try:
-        launcher.wait(timeout=options.timeout + 120)
-    except subprocess.TimeoutExpired:  # the launcher itself must never hang the batch
-        os.killpg(launcher.pid, signal.SIGKILL)
-        launcher.wait()
+        stats = host.grade(grader_args(target, results_path, options), cwd=private, log=log_path, timeout=options.timeout)
     finally:
-        LIVE_LAUNCHERS.discard(launcher)
-    stats = _read_json(stats_path) or {"exit": None, "timed_out": False, "peak_rss_kb": 0, "seconds": 0.0}
+        hosts.put(host)
     log = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:] if log_path.is_file() else ""
     return stats, _read_json(results_path), log
 
@@ -134,7 +125,7 @@ def failed_results(row: Row, isolation: str) -> dict:
                                         "status": row.status}}
 
 
-def grade_learner(submission: Submission, options: Options, work_root: Path) -> tuple[Row, dict]:
+def grade_learner(submission: Submission, options: Options, work_root: Path, hosts: queue.Queue) -> tuple[Row, dict]:
     """Grade one learner and write their results.json, feedback.md and grading.log."""
     out = options.out / submission.learner
     out.mkdir(parents=True, exist_ok=True)
@@ -144,7 +135,7 @@ def grade_learner(submission: Submission, options: Options, work_root: Path) -> 
         if submission.problem:
             raise SubmissionError(submission.problem)
         target = unpack(submission, private / "submission")
-        stats, results, log = run_grader(target, private, options)
+        stats, results, log = run_grader(target, private, options, hosts)
         row = row_for(submission.learner, stats, results, log, options)
         (out / "grading.log").write_text(log)
     except SubmissionError as error:
@@ -173,9 +164,26 @@ def run_batch(options: Options) -> list[Row]:
     todo = [s for s in collect(options.submissions) if s.learner not in done]
     progress = Progress(len(todo))
     finished: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="mlflow-kit-batch-") as work_root, \
-            ThreadPoolExecutor(max(1, options.workers)) as pool:
-        futures = {pool.submit(grade_learner, s, options, Path(work_root)): s for s in todo}
+    with tempfile.TemporaryDirectory(prefix="mlflow-kit-batch-") as work_root:
+        # Hosts start here, in the main thread: each dies with the thread that started it.
+        started = [Host(Path(work_root) / f"slot-{n}", options.isolation, options.call_timeout, grading_env())
+                   for n in range(min(max(1, options.workers), len(todo)))]
+        hosts: queue.Queue = queue.Queue()
+        for host in started:
+            hosts.put(host)
+        try:
+            _grade_all(todo, options, Path(work_root), hosts, started, gradebook, progress, finished)
+        finally:
+            for host in started:
+                host.close()
+    progress.close()
+    report.write(options.out, gradebook.rows())
+    return finished
+
+
+def _grade_all(todo, options, work_root, hosts, started, gradebook, progress, finished) -> None:
+    with ThreadPoolExecutor(max(1, len(started))) as pool:
+        futures = {pool.submit(grade_learner, s, options, work_root, hosts): s for s in todo}
         try:
             for future in as_completed(futures):
                 row, facts = future.result()
@@ -186,12 +194,9 @@ def run_batch(options: Options) -> list[Row]:
         except KeyboardInterrupt:
             for future in futures:
                 future.cancel()
-            for launcher in list(LIVE_LAUNCHERS):  # each kills its grading and exits
-                launcher.send_signal(signal.SIGTERM)
+            for host in started:  # ends the gradings in progress, and what they started
+                host.stop()
             raise
-    progress.close()
-    report.write(options.out, gradebook.rows())
-    return finished
 
 
 def options_facts_name(learner: str) -> str:

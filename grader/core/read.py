@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
@@ -65,11 +63,10 @@ def assert_finished(run: Run, active_run: str | None = None) -> None:
 
 
 def local_path(store: Store, uri: str) -> Path:
-    """The local file behind an artifact URI, which must lie inside the store."""
-    parsed = urlparse(uri)
-    path = Path(url2pathname(parsed.path)) if parsed.scheme == "file" else Path(uri)
-    assert parsed.scheme in ("", "file"), f"artifacts were stored at {uri}, outside the grader's store"
-    assert store.contains(path), f"artifacts were stored at {uri}, outside the grader's store"
+    """The local file behind an artifact URI, which must lie inside the store (the store
+    says which URIs name its files: a server's store maps its mlflow-artifacts:/ URIs)."""
+    path = store.local_file(uri)
+    assert path is not None and store.contains(path), f"artifacts were stored at {uri}, outside the grader's store"
     return path
 
 

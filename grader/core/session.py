@@ -23,6 +23,8 @@ from grader.sandbox.client import DEFAULT_CALL_TIMEOUT, CallResult, Sandbox
 # Scenarios run ahead of their checks, a few at once: while one waits on learner code in the
 # sandbox, another prepares its store. Three keeps two cores busy without crowding them.
 SCENARIO_THREADS = 3
+# Calls a scenario starts without waiting for them (Learner.start), at most this many at once.
+CALL_THREADS = 6
 
 
 class GradingSession:
@@ -36,17 +38,19 @@ class GradingSession:
         wrap: Sequence[str] = (),
         limits: dict | None = None,
         sandbox: Sandbox | None = None,
+        stores: StoreFactory | None = None,
     ):
         self.sources = sources
         self.scratch = scratch
         self.seed = seed
         self.timeout = timeout
-        self.stores = StoreFactory(scratch)
+        self.stores = stores or StoreFactory(scratch)  # or a tracking server's (grader/core/tracking_server.py)
         self.sandbox = sandbox or Sandbox(scratch, wrap=wrap, limits=limits, template=self.stores.template)
         self.timings: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._timing_lock = threading.Lock()
         self._scenarios: dict[str, Future] = {}
         self._pool = ThreadPoolExecutor(SCENARIO_THREADS, thread_name_prefix="scenario")
+        self.calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="call")  # for Learner.start
 
     def spent(self, key: str, part: str, seconds: float) -> None:
         with self._timing_lock:
@@ -101,6 +105,7 @@ class GradingSession:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.calls.shutdown(wait=True, cancel_futures=True)
         self.sandbox.close()
 
 
@@ -121,6 +126,23 @@ class Attempt:
     @property
     def succeeded(self) -> bool:
         return self._outcome is None
+
+
+class PendingAttempt:
+    """An Attempt still running: reading it waits for it."""
+
+    def __init__(self, future: Future):
+        self._future = future
+
+    def result(self) -> CallResult:
+        return self._future.result().result()
+
+    def value(self):
+        return self.result().value
+
+    @property
+    def succeeded(self) -> bool:
+        return self._future.result().succeeded
 
 
 class Learner:
@@ -167,6 +189,12 @@ class Learner:
             return Attempt(self.call(store, *args, post=post, **kwargs))
         except LearnerOutcome as outcome:
             return Attempt(None, outcome)
+
+    def start(self, store: Store, *args, post: tuple = ("value",), **kwargs) -> PendingAttempt:
+        """``attempt`` without waiting: the call runs while the scenario goes on. Only for a
+        call whose store the scenario does not touch again; so a function that hangs costs
+        one call's timeout, not one per case."""
+        return PendingAttempt(self.session.calls.submit(self.attempt, store, *args, post=post, **kwargs))
 
     def call(self, store: Store, *args, post: tuple = ("value",), **kwargs) -> CallResult:
         """Run the learner's function once, in a fresh process, against ``store``."""

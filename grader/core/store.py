@@ -4,6 +4,9 @@ Creating an MLflow SQLite database runs every schema migration (about a second),
 kit migrates one template per MLflow version and copies it for every store (a few
 milliseconds). A copy differs from a new database in one place only: the Default
 experiment's artifact location, which is rewritten to point inside the new store.
+
+`pytest grader --tracking-server` hands out stores of another kind, workspaces of a real
+local server (grader/core/tracking_server.py); the checks see both through ``Store``.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from importlib.metadata import version
 
@@ -102,6 +107,13 @@ class Store:
         """An experiment made by the grader, its artifacts kept inside the store."""
         location = self.root / "mlruns" / f"grader-{uuid.uuid4().hex[:8]}"
         return self.client.create_experiment(name, artifact_location=str(location), tags=tags)
+
+    def local_file(self, uri: str) -> Path | None:
+        """The local path an artifact URI names, or None when it names no local file."""
+        parsed = urlparse(uri)
+        if parsed.scheme == "file":
+            return Path(url2pathname(parsed.path))
+        return Path(uri) if parsed.scheme == "" else None
 
     def contains(self, path: str | Path) -> bool:
         """Whether a local path lies inside this store (learner data may claim otherwise)."""

@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import pickle
+import secrets
 import signal
 import subprocess
 import sys
@@ -94,12 +95,14 @@ class Sandbox:
     """A worker process that runs learner calls, each in a forked child of its own."""
 
     def __init__(self, scratch: Path, *, wrap: Sequence[str] = (), limits: dict | None = None,
-                 template: Path | None = None):
+                 template: Path | None = None, lent: "LentWorker | None" = None):
         self.scratch = scratch
         self.template = template
         self.wrap = list(wrap)
         self.limits = limits or {}
-        self._ids = itertools.count(1)
+        # Ids unique across gradings: a worker lent to one grading after another may still
+        # answer a call of the one before, and that answer must match nothing here.
+        self._ids = itertools.count(secrets.randbits(40) << 8)
         self._lock = threading.Lock()
         # call id -> (future, call folder, the worker process it was sent to)
         self._pending: dict[int, tuple[Future, Path, subprocess.Popen]] = {}
@@ -107,6 +110,9 @@ class Sandbox:
         self.max_rss_kb = 0  # the largest peak resident memory of any call so far
         self._groups: dict[int, tuple[int, subprocess.Popen]] = {}  # call id -> (process group, worker)
         self._traffic = Traffic()
+        if lent is not None:  # already warm: read its replies from now on
+            self._process = lent
+            threading.Thread(target=self._read_replies, args=(lent,), daemon=True).start()
 
     # -- worker life cycle
     def start(self) -> None:
@@ -114,23 +120,9 @@ class Sandbox:
         with self._lock:
             self._ensure_worker()
 
-    def _ensure_worker(self) -> subprocess.Popen:
+    def _ensure_worker(self) -> "subprocess.Popen | LentWorker":
         if self._process is None or self._process.poll() is not None or getattr(self._process, "gone", False):
-            log = open(self.scratch / "worker.log", "ab")
-            command = [*self.wrap, sys.executable, "-I", str(WORKER)]
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                cwd=self.scratch,
-                env=clean_environment({
-                    "GRADER_CHILD_LIMITS": json.dumps(self.limits),
-                    "GRADER_STORE_TEMPLATE": str(self.template or ""),
-                }),
-                start_new_session=True,
-            )
-            log.close()
+            self._process = spawn_worker(self.scratch, self.wrap, self.limits, self.template)
             threading.Thread(target=self._read_replies, args=(self._process,), daemon=True).start()
         return self._process
 
@@ -173,8 +165,9 @@ class Sandbox:
                 pass
 
     def close(self) -> None:
-        """Stop the worker and anything still running under it."""
-        if self._process is not None and self._process.poll() is None:
+        """Stop the worker and anything still running under it (a lent worker goes back
+        to its owner, who decides whether it serves again)."""
+        if self._process is not None and self._process.poll() is None and not isinstance(self._process, LentWorker):
             try:
                 os.killpg(self._process.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -233,6 +226,46 @@ class Sandbox:
         with self._lock:
             if self._process is not None and self._process.poll() is None:
                 os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.gone = True
+
+
+def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Path | None) -> subprocess.Popen:
+    """Start a worker (in its own session, so its whole process group can be ended)."""
+    # Learner code can write in the scratch folder: never follow a link it may have left
+    # in place of the log.
+    log_fd = os.open(scratch / "worker.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with open(log_fd, "ab") as log:
+        return subprocess.Popen(
+            [*wrap, sys.executable, "-I", str(WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=scratch,
+            env=clean_environment({
+                "GRADER_CHILD_LIMITS": json.dumps(limits),
+                "GRADER_STORE_TEMPLATE": str(template or ""),
+            }),
+            start_new_session=True,
+        )
+
+
+class LentWorker:
+    """A warm worker that another process started and lends to this grading: a batch slot
+    keeps one worker for learner after learner. Only the borrower talks to it meanwhile;
+    it cannot reap it, so it learns of its death from the closed pipe."""
+
+    def __init__(self, pid: int, stdin_fd: int, stdout_fd: int):
+        self.pid = pid
+        self.stdin = os.fdopen(stdin_fd, "wb", closefd=False)
+        self.stdout = os.fdopen(stdout_fd, "rb", closefd=False)
+        self.gone = False
+
+    def poll(self) -> int | None:
+        return -1 if self.gone else None
+
+
+# Set in a batch slot's forked grading, before pytest starts: the slot's warm worker.
+LENT_WORKER: LentWorker | None = None
 
 
 def _read_result(call_dir: Path, reply: dict) -> CallResult:

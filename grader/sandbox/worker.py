@@ -18,14 +18,19 @@ code the sandbox can see.
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import importlib
 import json
 import os
 import pickle
 import resource
 import select
+import shutil
 import signal
+import stat
 import sys
+import tempfile
 import time
 import traceback
 
@@ -201,6 +206,11 @@ def _prepare_logged_model(experiment_id, model, X_example, *, name="model", run_
     return made
 
 
+def _prepare_logged_models(experiment_id, X_example, specs):
+    """Several of the above in one call (one fork, one store opening)."""
+    return [_prepare_logged_model(experiment_id, spec.pop("model"), X_example, **spec) for spec in specs]
+
+
 def _prepare_saved_model(model, path):
     """Grader set-up: a model saved in MLflow format to a local folder."""
     mlflow.sklearn.save_model(model, path, serialization_format="cloudpickle")
@@ -210,6 +220,7 @@ def _prepare_saved_model(model, path):
 PROBES = {
     "pyfunc_predict": _probe_pyfunc_predict,
     "logged_model": _prepare_logged_model,
+    "logged_models": _prepare_logged_models,
     "saved_model": _prepare_saved_model,
 }
 
@@ -266,6 +277,11 @@ def child_main(call_dir: str, limits: dict) -> None:
         for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
             del os.environ[key]
         os.environ.update(request["env"])
+        # Temporary files go to the call's own folder, not to a /tmp that later calls share.
+        os.environ["TMPDIR"] = os.path.join(call_dir, "tmp")
+        os.mkdir(os.environ["TMPDIR"])
+        tempfile.tempdir = None
+        _set_dumpable(True)  # the learner's process is an ordinary one; only the server is shielded
         os.chdir(request["cwd"])
         if request.get("src"):
             sys.path.insert(0, request["src"])
@@ -282,6 +298,44 @@ def child_main(call_dir: str, limits: dict) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _set_dumpable(dumpable: bool) -> None:
+    """A process that is not dumpable cannot be traced or have its memory written by its
+    children: learner code cannot tamper with the server that outlives it."""
+    PR_SET_DUMPABLE = 4
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, int(dumpable), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _empty_folder(folder: str) -> bool:
+    """Remove everything in ``folder`` that lies on its own file system (the sandbox's
+    /tmp), even what a learner made hard to remove. Folders bound into it from outside (the
+    session's scratch may be one) are another file system: they, and the folders leading
+    to them, stay. True when nothing else is left."""
+    device = os.lstat(folder).st_dev
+    return all([_remove(entry.path, device) for entry in os.scandir(folder)])
+
+
+def _remove(path: str, device: int) -> bool:
+    try:
+        info = os.lstat(path)
+        if info.st_dev != device:
+            return True  # a mount point: not ours to empty
+        if not stat.S_ISDIR(info.st_mode):
+            os.remove(path)
+            return True
+        os.chmod(path, 0o700)
+        emptied = all([_remove(entry.path, device) for entry in os.scandir(path)])
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass  # it leads to a mount point
+        return emptied
+    except OSError:
+        return False
 
 
 def _apply_limits(limits: dict) -> None:
@@ -359,6 +413,19 @@ class Server:
             "max_rss_kb": usage.ru_maxrss,
         })
 
+    def reset(self) -> None:
+        """Between two learners who share this worker (a batch slot): nothing the first
+        one's code left behind may reach the second. Their calls are over; stray processes
+        and files in the sandbox's own /tmp go. Outside a sandbox there is nothing of ours
+        to clean (calls kept their temporary files in their call folders)."""
+        for pidfd in list(self.running):
+            self.finish(pidfd, timed_out=True)
+        clean = True
+        if SWEEP_STRAYS:
+            sweep_strays(set())
+            clean = _empty_folder("/tmp")
+        self.reply({"reset": clean})
+
     def serve(self, requests) -> None:
         self.reply({"ready": True, "pid": os.getpid()})
         stdin = requests.fileno()
@@ -378,7 +445,8 @@ class Server:
                     while b"\n" in buffer:
                         line, buffer = buffer.split(b"\n", 1)
                         if line.strip():
-                            self.start(json.loads(line))
+                            request = json.loads(line)
+                            self.reset() if request.get("reset") else self.start(request)
                 else:
                     self.finish(fd)
             now = time.monotonic()
@@ -390,8 +458,6 @@ def warm_up(template: str | None) -> None:
     """Do once, before serving, what every call would otherwise pay for on its first use:
     opening a SQLite store (module imports, alembic's revision map), logging and loading a
     model, registering it. Forked children inherit all of it."""
-    import shutil
-    import tempfile
     import threading
 
     if not template:
@@ -423,6 +489,10 @@ def main() -> None:
         warm_up(os.environ.pop("GRADER_STORE_TEMPLATE", None))
     except Exception:  # noqa: BLE001 - a cold worker is slower, not wrong
         traceback.print_exc()
+    # Everything imported so far lives as long as the worker: keep it out of the garbage
+    # collector's way, so a child's collections neither scan nor copy those pages.
+    gc.freeze()
+    _set_dumpable(False)
     protocol_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # stray prints must never corrupt the protocol

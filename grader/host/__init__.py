@@ -1,0 +1,7 @@
+"""A warm grading host: pytest, the grader, MLflow and scikit-learn imported once, one
+warm worker, and a forked scoring process per grading.
+
+- ``server.py``  the host process (``python -I server.py ROOT ISOLATION CALL_TIMEOUT``).
+- ``client.py``  ``Host``: start one, ask it to grade, stop it. Batch grading keeps one per
+                 slot; a notebook keeps one per kernel.
+"""
