@@ -59,10 +59,11 @@ def _results(out: Path) -> dict:
     return json.loads(out.read_text()) if out.exists() else {}
 
 
-def grade_many(jobs: list[tuple], tmp: Path, workers: int = 2) -> list[Graded]:
-    """Grade several (target, *args) jobs, two at a time (the CI machine has two cores), the
-    way batch grading and notebooks do: through warm grading hosts (grader/host/), which
-    fork a scoring process per grading. `grade` is the learner's own `pytest grader`."""
+def grade_many(jobs: list[tuple], tmp: Path, workers: int = 1) -> list[Graded]:
+    """Grade several (target, *args) jobs the way batch grading and notebooks do: through a
+    warm grading host (grader/host/), which forks a scoring process per grading. One host
+    at a time, as the batch does on two cores: a grading keeps both busy. `grade` is the
+    learner's own `pytest grader`."""
     started = [Host(tmp / f"host-{n}", "none", DEFAULT_CALL_TIMEOUT) for n in range(min(workers, len(jobs)))]
     free: queue.Queue = queue.Queue()
     for host in started:

@@ -15,6 +15,7 @@ import pytest
 from conftest import REPO
 from grader.batch.collect import SubmissionError, collect, unpack
 from grader.batch.gradebook import columns
+from grader.core import catalogue
 from grader.sandbox import isolation
 
 
@@ -178,13 +179,15 @@ def test_the_next_learner_in_a_slot_finds_nothing_the_last_one_left(tmp_path):
     submissions, out, trap = tmp_path / "in", tmp_path / "out", tmp_path / "trap.txt"
     mark = f"slot-{tmp_path.name}"
     for learner, snippet in (("a-litter", LITTER), ("b-snoop", SNOOP)):
-        shutil.copytree(REPO / "solutions", submissions / learner, ignore=shutil.ignore_patterns("__pycache__"))
-        with open(submissions / learner / "ex01_tracking.py", "a") as module:
-            module.write(snippet.replace("@MARK@", mark).replace("@TRAP@", str(trap)))
+        # Module 1 done, the others still stubs (not even imported): quick to grade.
+        shutil.copytree(REPO / "exercises", submissions / learner, ignore=shutil.ignore_patterns("__pycache__"))
+        module_1 = (REPO / "solutions" / "ex01_tracking.py").read_text()
+        (submissions / learner / "ex01_tracking.py").write_text(module_1 + snippet.replace("@MARK@", mark).replace("@TRAP@", str(trap)))
     completed = run_batch(submissions, out, "--workers", "1", "--isolation", "bwrap")
     rows = {row["learner"]: row for row in read_rows(out)}
+    module_1_points = str(catalogue.load().module("ex01_tracking").points)
     for learner in ("a-litter", "b-snoop"):
-        assert rows[learner]["status"] == "graded" and rows[learner]["score"] == "100", (
+        assert rows[learner]["status"] == "graded" and rows[learner]["score"] == module_1_points, (
             f"{learner}: {rows[learner]}\n{(out / learner / 'feedback.md').read_text()[:2000]}\n{completed.stderr[-2000:]}"
         )
     assert not trap.exists(), "a worker of the slot wrote through the link a learner planted"
