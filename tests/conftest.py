@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.host.client import Host
+from grader.host.client import HostPool
 from grader.sandbox.client import DEFAULT_CALL_TIMEOUT
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,27 +63,15 @@ def grade_many(jobs: list[tuple], tmp: Path, workers: int = 1) -> list[Graded]:
     warm grading host (grader/host/), which forks a scoring process per grading. One host
     at a time, as the batch does on two cores: a grading keeps both busy. `grade` is the
     learner's own `pytest grader`."""
-    started = [Host(tmp / f"host-{n}", "none", DEFAULT_CALL_TIMEOUT) for n in range(min(workers, len(jobs)))]
-    free: queue.Queue = queue.Queue()
-    for host in started:
-        free.put(host)
-
-    def run(index_job):
+    def run(hosts: HostPool, index_job) -> Graded:
         index, (target, *args) = index_job
         out, log = tmp / f"results-{index}.json", tmp / f"output-{index}.txt"
-        host = free.get()
-        try:
-            stats = host.grade(grader_args(target, *args, seed=SEED, out=out), cwd=REPO, log=log, timeout=900)
-        finally:
-            free.put(host)
+        stats = hosts.grade(grader_args(target, *args, seed=SEED, out=out), cwd=REPO, log=log, timeout=900)
         return Graded(stats["exit"], log.read_text() if log.exists() else "", _results(out))
 
-    try:
-        with ThreadPoolExecutor(len(started)) as pool:
-            return list(pool.map(run, enumerate(jobs)))
-    finally:
-        for host in started:
-            host.close()
+    with HostPool(tmp, min(workers, len(jobs)), "none", DEFAULT_CALL_TIMEOUT) as hosts, \
+            ThreadPoolExecutor(len(hosts.hosts)) as pool:
+        return list(pool.map(lambda job: run(hosts, job), enumerate(jobs)))
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

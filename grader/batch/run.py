@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from grader.batch.collect import Submission, SubmissionError, collect, unpack
 from grader.batch.gradebook import Gradebook, Row
 from grader.batch.progress import Progress
 from grader.core import catalogue
-from grader.host.client import Host
+from grader.host.client import HostPool
 
 REPO = Path(__file__).resolve().parents[2]
 LOG_TAIL_CHARS = 20_000
@@ -58,15 +57,11 @@ def grader_args(target: Path, results: Path, options: Options) -> list[str]:
             "--isolation", options.isolation, "--call-timeout", str(options.call_timeout)]
 
 
-def run_grader(target: Path, private: Path, options: Options, hosts: queue.Queue) -> tuple[dict, dict | None, str]:
+def run_grader(target: Path, private: Path, options: Options, hosts: HostPool) -> tuple[dict, dict | None, str]:
     """(the host's figures, results.json or None, the tail of pytest's output), graded by
     whichever host is free."""
     results_path, log_path = private / "results.json", private / "pytest.log"
-    host = hosts.get()
-    try:
-        stats = host.grade(grader_args(target, results_path, options), cwd=private, log=log_path, timeout=options.timeout)
-    finally:
-        hosts.put(host)
+    stats = hosts.grade(grader_args(target, results_path, options), cwd=private, log=log_path, timeout=options.timeout)
     log = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:] if log_path.is_file() else ""
     return stats, _read_json(results_path), log
 
@@ -125,7 +120,7 @@ def failed_results(row: Row, isolation: str) -> dict:
                                         "status": row.status}}
 
 
-def grade_learner(submission: Submission, options: Options, work_root: Path, hosts: queue.Queue) -> tuple[Row, dict]:
+def grade_learner(submission: Submission, options: Options, work_root: Path, hosts: HostPool) -> tuple[Row, dict]:
     """Grade one learner and write their results.json, feedback.md and grading.log."""
     out = options.out / submission.learner
     out.mkdir(parents=True, exist_ok=True)
@@ -164,25 +159,18 @@ def run_batch(options: Options) -> list[Row]:
     todo = [s for s in collect(options.submissions) if s.learner not in done]
     progress = Progress(len(todo))
     finished: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="mlflow-kit-batch-") as work_root:
-        # Hosts start here, in the main thread: each dies with the thread that started it.
-        started = [Host(Path(work_root) / f"slot-{n}", options.isolation, options.call_timeout, grading_env())
-                   for n in range(min(max(1, options.workers), len(todo)))]
-        hosts: queue.Queue = queue.Queue()
-        for host in started:
-            hosts.put(host)
-        try:
-            _grade_all(todo, options, Path(work_root), hosts, started, gradebook, progress, finished)
-        finally:
-            for host in started:
-                host.close()
+    with tempfile.TemporaryDirectory(prefix="mlflow-kit-batch-") as work_root, \
+            HostPool(Path(work_root), min(max(1, options.workers), len(todo)), options.isolation,
+                     options.call_timeout, grading_env()) as hosts:
+        _grade_all(todo, options, Path(work_root), hosts, gradebook, progress, finished)
     progress.close()
     report.write(options.out, gradebook.rows())
     return finished
 
 
-def _grade_all(todo, options, work_root, hosts, started, gradebook, progress, finished) -> None:
-    with ThreadPoolExecutor(max(1, len(started))) as pool:
+def _grade_all(todo: list[Submission], options: Options, work_root: Path, hosts: HostPool,
+               gradebook: Gradebook, progress: Progress, finished: list[Row]) -> None:
+    with ThreadPoolExecutor(max(1, len(hosts.hosts))) as pool:
         futures = {pool.submit(grade_learner, s, options, work_root, hosts): s for s in todo}
         try:
             for future in as_completed(futures):
@@ -194,8 +182,7 @@ def _grade_all(todo, options, work_root, hosts, started, gradebook, progress, fi
         except KeyboardInterrupt:
             for future in futures:
                 future.cancel()
-            for host in started:  # ends the gradings in progress, and what they started
-                host.stop()
+            hosts.stop()  # ends the gradings in progress, and what they started
             raise
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import select
 import signal
 import subprocess
@@ -80,3 +81,37 @@ class Host:
         except (OSError, subprocess.TimeoutExpired):
             pass
         self.stop()
+
+
+class HostPool:
+    """``size`` hosts side by side; each grading takes whichever is free. They start in
+    the calling thread, and each dies with the thread that started it: start a pool in a
+    thread that outlives its gradings."""
+
+    def __init__(self, root: Path, size: int, isolation: str, call_timeout: float, env: dict[str, str] | None = None):
+        self.hosts = [Host(root / f"slot-{n}", isolation, call_timeout, env) for n in range(size)]
+        self._free: queue.Queue = queue.Queue()
+        for host in self.hosts:
+            self._free.put(host)
+
+    def grade(self, args: list[str], *, cwd: Path, log: Path, timeout: float) -> dict:
+        host = self._free.get()
+        try:
+            return host.grade(args, cwd=cwd, log=log, timeout=timeout)
+        finally:
+            self._free.put(host)
+
+    def stop(self) -> None:
+        """End every host now, with the gradings in progress."""
+        for host in self.hosts:
+            host.stop()
+
+    def close(self) -> None:
+        for host in self.hosts:
+            host.close()
+
+    def __enter__(self) -> "HostPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
