@@ -36,6 +36,9 @@ def zip_folder(source: Path, archive: Path, prefix: str) -> Path:
     return archive
 
 
+FULL_MARKS = {e.key: e.points for e in catalogue.load().exercises}
+
+
 def test_help_lists_batch():
     listed = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=REPO, capture_output=True, text=True)
     assert "batch" in listed.stdout, listed.stdout
@@ -148,6 +151,11 @@ def get_or_create_experiment(name, tags=None):
     subprocess.Popen([sys.executable, "-c", "import time\\nwhile True:\\n open('/tmp/@MARK@-daemon','w'); time.sleep(0.05)",
                       "@MARK@"], start_new_session=True)
     return _solution(name, tags)
+
+def log_metric_history(experiment_id, key, values):
+    """Kills the slot's warm worker: the next learner must get a new one."""
+    import signal
+    os.kill(os.getppid(), signal.SIGKILL)
 '''
 
 SNOOP = '''
@@ -175,7 +183,8 @@ def _cmdline(pid):
 @pytest.mark.skipif(not isolation.bwrap_available(), reason="a slot's sandbox needs bubblewrap")
 def test_the_next_learner_in_a_slot_finds_nothing_the_last_one_left(tmp_path):
     """One slot grades learner after learner with one warm sandbox: files in /tmp, in the
-    sandbox's home, a daemon and a link planted for the next worker's log all go in between."""
+    sandbox's home, a daemon and a link planted for the next worker's log all go in between,
+    and a worker the learner killed is replaced."""
     submissions, out, trap = tmp_path / "in", tmp_path / "out", tmp_path / "trap.txt"
     mark = f"slot-{tmp_path.name}"
     for learner, snippet in (("a-litter", LITTER), ("b-snoop", SNOOP)):
@@ -185,11 +194,14 @@ def test_the_next_learner_in_a_slot_finds_nothing_the_last_one_left(tmp_path):
         (submissions / learner / "ex01_tracking.py").write_text(module_1 + snippet.replace("@MARK@", mark).replace("@TRAP@", str(trap)))
     completed = run_batch(submissions, out, "--workers", "1", "--isolation", "bwrap")
     rows = {row["learner"]: row for row in read_rows(out)}
-    module_1_points = str(catalogue.load().module("ex01_tracking").points)
-    for learner in ("a-litter", "b-snoop"):
-        assert rows[learner]["status"] == "graded" and rows[learner]["score"] == module_1_points, (
+    module_1 = catalogue.load().module("ex01_tracking")
+    killed = "ex01_tracking.log_metric_history"
+    expected = {"a-litter": module_1.points - FULL_MARKS[killed], "b-snoop": module_1.points}
+    for learner, score in expected.items():
+        assert rows[learner]["status"] == "graded" and rows[learner]["score"] == str(score), (
             f"{learner}: {rows[learner]}\n{(out / learner / 'feedback.md').read_text()[:2000]}\n{completed.stderr[-2000:]}"
         )
+    assert rows["a-litter"][killed] == "0" and "the grading worker died" in (out / "a-litter" / "feedback.md").read_text()
     assert not trap.exists(), "a worker of the slot wrote through the link a learner planted"
     daemons = subprocess.run(["pgrep", "-f", mark], capture_output=True, text=True).stdout.split()
     assert not daemons, f"processes outlived their grading: {daemons}"

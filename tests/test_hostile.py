@@ -182,6 +182,7 @@ HOSTILE_EXPECTED = {
     "forged_results": "",
     "unpickle_runs_code": "returned something the grader cannot use",
     "stdout_flood": "crashed",  # the output file reached its size limit
+    "kills_its_worker": "the grading worker died",  # and the slot's next learners get a new one
     "network": "",
     "writes_outside": "",
     "tracking_uri_elsewhere": "",

@@ -1,6 +1,6 @@
 """Grading one learner of a batch, and the batch itself.
 
-Each of ``--workers`` slots is a warm grading host (``host.py``) with a sandboxed worker
+Each of ``--workers`` slots is a warm grading host (grader/host/) with a sandboxed worker
 of its own; a slot grades one learner at a time. Per learner: a private copy of the
 submission in a fresh temporary folder, then ``pytest grader --target COPY --isolation
 MODE`` in a scoring process the host forks for it. That process never runs learner code

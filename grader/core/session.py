@@ -128,7 +128,7 @@ class Attempt:
         return self._outcome is None
 
 
-class PendingAttempt:
+class PendingAttempt(Attempt):
     """An Attempt still running: reading it waits for it."""
 
     def __init__(self, future: Future):
@@ -136,9 +136,6 @@ class PendingAttempt:
 
     def result(self) -> CallResult:
         return self._future.result().result()
-
-    def value(self):
-        return self.result().value
 
     @property
     def succeeded(self) -> bool:

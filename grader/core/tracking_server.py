@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from grader.core.processes import live_members
 from grader.core.store import Store
 
 # Measured: 5 to 12 s on a 2-core machine; a loaded CI machine may take much longer.
@@ -163,20 +164,6 @@ def _signal_group(group: int, sig: int) -> None:
         os.killpg(group, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def live_members(group: int) -> list[int]:
-    """Processes of a process group that still run (zombies, already dead, left out)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                state, _, group_id = handle.read().rsplit(b")", 1)[1].split()[:3]
-        except (OSError, ValueError):
-            continue  # not a process, or gone meanwhile
-        if int(group_id) == group and state != b"Z":
-            members.append(int(entry))
-    return members
 
 
 def _wait_group_gone(group: int, timeout: float = 5.0) -> None:

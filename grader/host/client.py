@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grader.host.server import descendants
+from grader.core.processes import descendants
 
 SERVER = Path(__file__).resolve().with_name("server.py")
 # How long past a grading's own limit a host may take to answer before it is replaced.

@@ -29,6 +29,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # run as a script: the grader package lives here
+
+from grader.core.processes import descendants  # noqa: E402
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 SAMPLE_SECONDS = 0.5
@@ -52,30 +56,6 @@ def die_with_parent() -> None:
 
 
 # ------------------------------------------------------------------ processes and memory
-def _stat(pid: str) -> list[bytes] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root`` (children of children included)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(entry)
-            if fields is not None:
-                children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def proportional_kb(pids: list[int]) -> int:
     """Memory really used: pages shared by forked processes count once (PSS)."""
     total = 0
@@ -253,10 +233,12 @@ def grade(request: dict, worker: SlotWorker) -> dict:
         _grading_child(request, worker)
     code, timed_out, peak_rss, peak_pss = _wait(pid, float(request["timeout"]), worker)
     kill_all_below(os.getpid(), spare=worker.process.pid if worker.alive() else None)
-    # A grading that ended badly may have left the worker busy or broken: start afresh.
-    if timed_out or code not in (0, 1) or not worker.alive() or not worker.reset():
-        worker.replace()
+    # A grading that ended badly may have left the worker busy or broken: start afresh,
+    # once the slot's folder holds nothing the last learner's code left there.
+    clean = not timed_out and code in (0, 1) and worker.alive() and worker.reset()
     _empty_slot(worker.root)
+    if not clean:
+        worker.replace()
     return {"exit": code, "timed_out": timed_out, "seconds": round(time.monotonic() - started, 2),
             "peak_rss_kb": peak_rss, "peak_pss_kb": peak_pss}
 
@@ -279,7 +261,6 @@ def main(argv: list[str]) -> int:
     become_subreaper()
     die_with_parent()
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # before anything imports MLflow
-    sys.path.insert(0, str(REPO))
     worker = SlotWorker(root, isolation_mode, call_timeout)  # its imports overlap with ours
     preload()
     replies = os.dup(1)

@@ -5,6 +5,7 @@ worker is restarted when it dies, so one crash costs one call, never the session
 """
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -231,10 +232,7 @@ class Sandbox:
 
 def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Path | None) -> subprocess.Popen:
     """Start a worker (in its own session, so its whole process group can be ended)."""
-    # Learner code can write in the scratch folder: never follow a link it may have left
-    # in place of the log.
-    log_fd = os.open(scratch / "worker.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    with open(log_fd, "ab") as log:
+    with open(_open_log(scratch / "worker.log"), "ab") as log:
         return subprocess.Popen(
             [*wrap, sys.executable, "-I", str(WORKER)],
             stdin=subprocess.PIPE,
@@ -247,6 +245,19 @@ def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Pat
             }),
             start_new_session=True,
         )
+
+
+def _open_log(path: Path) -> int:
+    """Learner code can write in the scratch folder: never follow a link it may have left
+    in place of the log; remove it instead."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+    try:
+        return os.open(path, flags, 0o600)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        os.unlink(path)
+        return os.open(path, flags, 0o600)
 
 
 class LentWorker:

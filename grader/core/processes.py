@@ -1,0 +1,45 @@
+"""What /proc says about processes: the grader's view of everything a grading started.
+
+(The sandbox worker reads /proc on its own: it imports nothing from the grader.)
+"""
+from __future__ import annotations
+
+import os
+
+
+def proc_stat(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, ...),
+    or None when there is no such process any more."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _processes() -> dict[int, list[bytes]]:
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = proc_stat(entry)
+            if fields is not None:
+                found[int(entry)] = fields
+    return found
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root`` (children of children included)."""
+    children: dict[int, list[int]] = {}
+    for pid, fields in _processes().items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def live_members(group: int) -> list[int]:
+    """Processes of a process group that still run (zombies, already dead, left out)."""
+    return [pid for pid, fields in _processes().items() if int(fields[2]) == group and fields[0] != b"Z"]
