@@ -26,6 +26,7 @@ from pathlib import Path
 
 from grader.core import catalogue
 from grader.core.source import is_untouched_stub
+from grader.core.store import scratch_parent
 from grader.host.client import Host
 from grader.sandbox.client import DEFAULT_CALL_TIMEOUT
 
@@ -86,7 +87,7 @@ def _not_attempted(exercise: catalogue.Exercise, seed: int) -> tuple[list[str], 
 
 
 def _grade(code: str, exercise: catalogue.Exercise, seed: int) -> tuple[list[str], str, int]:
-    with tempfile.TemporaryDirectory(prefix="mlflow-kit-notebook-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="mlflow-kit-notebook-", dir=scratch_parent()) as scratch:
         folder = Path(scratch)
         (folder / "src").mkdir()
         (folder / "src" / f"{exercise.module}.py").write_text(code, encoding="utf-8")
@@ -106,7 +107,7 @@ def _host() -> Host:
     fork, not a new Python with MLflow to import. It ends with the kernel."""
     global _HOST
     if _HOST is None:
-        root = Path(tempfile.mkdtemp(prefix="mlflow-kit-notebook-host-"))
+        root = Path(tempfile.mkdtemp(prefix="mlflow-kit-notebook-host-", dir=scratch_parent()))
         _HOST = Host(root / "host", "none", DEFAULT_CALL_TIMEOUT)
         atexit.register(_close_host, _HOST, root)
     return _HOST

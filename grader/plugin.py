@@ -18,8 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from grader.sandbox import speedups
+
 # Before anything imports MLflow: no telemetry from grading, ever.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+speedups.one_blas_thread()  # before anything imports NumPy
 
 # Light imports only up to pytest_configure, which starts the learner-side worker: its
 # imports of MLflow and scikit-learn then overlap with the grader's own.
@@ -27,7 +30,7 @@ from grader.core import catalogue, summary  # noqa: E402
 from grader.core.outcomes import LearnerOutcome  # noqa: E402
 from grader.core.results import CheckResult, Grade, new_seed  # noqa: E402
 from grader.core.source import TargetError, anything_attempted, copy_sources, resolve_target  # noqa: E402
-from grader.core.store import template_path  # noqa: E402
+from grader.core.store import scratch_parent, template_path  # noqa: E402
 from grader.sandbox import client as sandbox_client  # noqa: E402
 from grader.sandbox import isolation  # noqa: E402
 from grader.sandbox.client import DEFAULT_CALL_TIMEOUT, Sandbox  # noqa: E402
@@ -114,7 +117,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _start_worker(config: pytest.Config) -> None:
     """Start the learner-side worker as early as possible, if any learner code will run."""
     state = config.stash[STATE]
-    scratch = Path(tempfile.mkdtemp(prefix="mlflow-kit-"))
+    # Kept stores outlive the session: those go to disk, not to memory.
+    scratch = Path(tempfile.mkdtemp(prefix="mlflow-kit-", dir=None if config.getoption("keep_stores") else scratch_parent()))
     sources = copy_sources(state["target"], scratch / "src")
     template = template_path()
     if not template.is_file():  # the first grading with this MLflow version makes it

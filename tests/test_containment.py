@@ -62,3 +62,40 @@ def test_the_worker_warms_up_without_an_error(tmp_path):
     log = (tmp_path / "worker.log").read_text()
     assert banner.get("ready") is True and worker.returncode == 0, (banner, worker.returncode, log)
     assert "Traceback" not in log and "left threads running" not in log, log
+
+
+# log_run writes its run, then is still running when log_metric_history kills the worker.
+HALF_DONE_WHEN_THE_WORKER_DIES = '''
+import os as _os, time as _time
+_log_run = log_run
+_MARK = _os.path.join(_os.path.dirname(_os.getcwd()), "log-run-wrote-its-run")
+
+def log_run(experiment_id, params, metrics, tags=None, run_name=None):
+    run_id = _log_run(experiment_id, params, metrics, tags, run_name)
+    first_time = not _os.path.exists(_MARK)
+    open(_MARK, "w").close()
+    if first_time:
+        _time.sleep(30)  # the worker dies meanwhile
+    return run_id
+
+def log_metric_history(experiment_id, key, values):
+    import signal
+    for _ in range(600):
+        if _os.path.exists(_MARK):
+            break
+        _time.sleep(0.05)
+    _os.kill(_os.getppid(), signal.SIGKILL)
+'''
+
+
+def test_a_call_the_worker_died_under_runs_again_from_its_store_as_it_was(tmp_path):
+    """Calls in flight when a learner's function kills the worker run again; the run they
+    had already written is gone by then, so only the killer loses its points."""
+    folder = tmp_path / "submission"
+    shutil.copytree(REPO / "solutions", folder)
+    with open(folder / "ex01_tracking.py", "a") as module:
+        module.write(HALF_DONE_WHEN_THE_WORKER_DIES)
+    graded = grade(folder, "-k", "log_run or log_metric_history", out=tmp_path / "r.json")
+    exercises = graded.exercises
+    assert exercises["ex01_tracking.log_metric_history"]["status"] == "error", graded.output
+    assert exercises["ex01_tracking.log_run"]["status"] == "passed", graded.output

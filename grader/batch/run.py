@@ -24,6 +24,7 @@ from grader.batch.collect import Submission, SubmissionError, collect, unpack
 from grader.batch.gradebook import Gradebook, Row
 from grader.batch.progress import Progress
 from grader.core import catalogue
+from grader.core.store import scratch_parent
 from grader.host.client import HostPool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,7 +160,7 @@ def run_batch(options: Options) -> list[Row]:
     todo = [s for s in collect(options.submissions) if s.learner not in done]
     progress = Progress(len(todo))
     finished: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="mlflow-kit-batch-") as work_root, \
+    with tempfile.TemporaryDirectory(prefix="mlflow-kit-batch-", dir=scratch_parent()) as work_root, \
             HostPool(Path(work_root), min(max(1, options.workers), len(todo)), options.isolation,
                      options.call_timeout, grading_env()) as hosts:
         _grade_all(todo, options, Path(work_root), hosts, gradebook, progress, finished)

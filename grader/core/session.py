@@ -179,6 +179,17 @@ class Learner:
             **fields,
         }
 
+    def _run(self, store: Store, request: dict, part: str | None = None) -> CallResult:
+        """One request to the sandbox, timed as ``part`` (if given); should the worker die
+        under it, it runs again from the store as it was."""
+        started = time.monotonic()
+        try:
+            with store.kept() as restore:
+                return self.session.sandbox.run(request, self.session.timeout, before_retry=restore)
+        finally:
+            if part:
+                self.session.spent(self.key, part, time.monotonic() - started)
+
     def attempt(self, store: Store, *args, post: tuple = ("value",), **kwargs) -> "Attempt":
         """Call the learner's function and keep what happened, good or bad, for the checks
         to look at: one failing call costs only the checks that read it."""
@@ -201,9 +212,7 @@ class Learner:
             store, kind="call", module=self.module, function=self.function,
             args=args, kwargs=kwargs, post=post,
         )
-        started = time.monotonic()
-        result = self.session.sandbox.run(request, self.session.timeout)
-        self.session.spent(self.key, "learner_call", time.monotonic() - started)
+        result = self._run(store, request, "learner_call")
         outcome = outcome_of(result, self.module, self.function, self.session.timeout)
         if outcome is not None:
             raise outcome
@@ -213,16 +222,12 @@ class Learner:
         """Run grader code that must touch learner-made files (such as loading a model)
         in the sandbox; the caller decides what a failure means."""
         request = self._request(store, kind="probe", probe=probe, args=args, kwargs=kwargs, post=("array",))
-        started = time.monotonic()
-        try:
-            return self.session.sandbox.run(request, self.session.timeout)
-        finally:
-            self.session.spent(self.key, "probe", time.monotonic() - started)
+        return self._run(store, request, "probe")
 
     def prepare(self, store: Store, probe: str, *args, **kwargs):
         """Grader-side set-up that runs in the sandbox (logging models); must succeed."""
         request = self._request(store, kind="probe", probe=probe, args=args, kwargs=kwargs, post=("value",))
-        result = self.session.sandbox.run(request, self.session.timeout)
+        result = self._run(store, request)  # timed as the scenario's store preparation
         if result.status != "ok":
             raise RuntimeError(f"the grader could not prepare {probe}: {result.status} {result.error}\n{result.output}")
         return result.value

@@ -3,7 +3,9 @@ whether a function is still an untouched stub. Reads code, never runs it."""
 from __future__ import annotations
 
 import ast
+import functools
 import shutil
+import threading
 from pathlib import Path
 
 from grader.core import catalogue
@@ -32,12 +34,26 @@ def copy_sources(folder: Path, destination: Path) -> Path:
     return destination
 
 
+# Scenarios run in threads, and CPython 3.11 builds AST objects with interpreter-wide state:
+# two parses at once can fail with "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905). One parse at a time, and each module's source parsed once.
+_PARSING = threading.Lock()
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(source: str) -> ast.Module | None:
+    with _PARSING:
+        try:
+            return ast.parse(source)
+        except SyntaxError:
+            return None
+
+
 def is_untouched_stub(source: str, function: str) -> bool:
     """Whether ``function`` is still exactly a stub: a docstring and ``raise NotImplementedError``,
     defined once, undecorated, never rebound."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    tree = _parsed(source)
+    if tree is None:
         return False
     bindings = [
         node for node in tree.body

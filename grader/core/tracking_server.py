@@ -27,6 +27,7 @@ import urllib.request
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -222,6 +223,12 @@ class WorkspaceStore(Store):
     @property
     def artifact_root(self) -> Path:
         return self.server.artifacts / "workspaces" / self.workspace
+
+    @contextlib.contextmanager
+    def kept(self) -> Iterator[None]:
+        """A workspace lives in the server's database, and is not copied: a call run again
+        finds it as the first run left it."""
+        yield None
 
     @property
     def env(self) -> dict[str, str]:

@@ -243,16 +243,19 @@ def grade(request: dict, worker: SlotWorker) -> dict:
             "peak_rss_kb": peak_rss, "peak_pss_kb": peak_pss}
 
 
-def preload() -> None:
-    """Import once what every grading needs, then keep it out of the collector's way."""
+def preload(template: Path) -> None:
+    """Import once what every grading needs, and open a store as gradings do; then keep it
+    all out of the collector's way."""
     import pytest  # noqa: F401
 
     import grader.conftest  # noqa: F401
     import grader.core.read  # noqa: F401
     import grader.core.session  # noqa: F401
+    from grader.core.store import warm_up_client
 
     for checks in sorted((REPO / "grader").glob("test_*.py")):
         importlib.import_module(f"grader.{checks.stem}")
+    warm_up_client(template)
     gc.freeze()
 
 
@@ -262,7 +265,7 @@ def main(argv: list[str]) -> int:
     die_with_parent()
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # before anything imports MLflow
     worker = SlotWorker(root, isolation_mode, call_timeout)  # its imports overlap with ours
-    preload()
+    preload(worker.template)
     replies = os.dup(1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray prints must not corrupt the replies
     try:

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -204,14 +204,17 @@ class Sandbox:
                 future.set_result(CallResult("crashed", call_dir, error=WORKER_DIED))
         return future
 
-    def run(self, request: dict, timeout: float) -> CallResult:
+    def run(self, request: dict, timeout: float, before_retry: Callable[[], None] | None = None) -> CallResult:
         """Run one call. Calls share the worker, so when it dies every call in flight dies
         with it; those calls run again, one at a time, and only the one that kills the
-        worker on its own keeps the crash."""
+        worker on its own keeps the crash. ``before_retry`` puts back what the call had
+        to start from (its store), since the first run may have written half of its work."""
         with self._traffic.shared():
             result = self._run_once(request, timeout)
         if result.status == "crashed" and result.error == WORKER_DIED:
             with self._traffic.alone():
+                if before_retry is not None:
+                    before_retry()
                 result = self._run_once(request, timeout)
         return result
 

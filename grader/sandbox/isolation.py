@@ -106,8 +106,9 @@ def bwrap_command(scratch: Path, template: Path | None) -> list[str]:
     for root in _python_roots():
         if not root.startswith(("/usr/", "/lib")):
             command += ["--ro-bind", root, root]
-    # The worker script alone, not the grader package, the solutions or the kit.
-    command += ["--ro-bind", str(WORKER), str(WORKER)]
+    # The worker's two scripts alone, not the grader package, the solutions or the kit.
+    for script in (WORKER, WORKER.with_name("speedups.py")):
+        command += ["--ro-bind", str(script), str(script)]
     if template is not None and not template.resolve().is_relative_to(scratch):
         command += ["--ro-bind", str(template.resolve()), str(template.resolve())]
     command += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch),

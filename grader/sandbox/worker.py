@@ -13,14 +13,15 @@ The call folder holds ``request.pkl``, written by the grader (trusted, so unpick
 is fine). The child writes ``output.txt`` (its stdout and stderr), ``result.json`` and
 ``*.npy`` arrays. Nothing crossing back to the grader is a pickle.
 
-This file imports nothing from the grader package: in batch grading it is the only grader
-code the sandbox can see.
+This file imports nothing from the grader package: in batch grading it and speedups.py
+beside it are the only grader code the sandbox can see.
 """
 from __future__ import annotations
 
 import ctypes
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import pickle
@@ -35,9 +36,19 @@ import time
 import traceback
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-# One BLAS thread per call: calls run side by side on a small machine.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+
+
+def _load_beside(name: str):
+    """A module beside this file (the sandbox binds both), loaded by path: ``python -I``
+    does not put this folder on sys.path, and learner code must not find it there."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_speedups = _load_beside("speedups")
+_speedups.one_blas_thread()
 
 import warnings  # noqa: E402
 
@@ -72,13 +83,7 @@ mlflow.models.infer_pip_requirements = (
     lambda model_uri, flavor, fallback=None, *args, **kwargs: list(fallback or [])
 )
 
-# Opening a store checks its schema against the newest migration, which MLflow finds by
-# reading every migration script, each time; the answer is fixed for the installed MLflow.
-import functools  # noqa: E402
-
-import mlflow.store.db.utils as _db_utils  # noqa: E402
-
-_db_utils._get_latest_schema_revision = functools.cache(_db_utils._get_latest_schema_revision)
+_speedups.speed_up_sqlite_stores()  # forked calls inherit what it saves
 
 MAX_RESULT_ARRAY_BYTES = 64 * 1024 * 1024
 
@@ -462,7 +467,7 @@ def warm_up(template: str | None) -> None:
 
     if not template:
         return
-    folder = tempfile.mkdtemp(prefix="warm-up-")
+    folder = tempfile.mkdtemp(prefix="warm-up-", dir=os.getcwd())  # the scratch: it goes with the session
     try:
         shutil.copyfile(template, os.path.join(folder, "mlflow.db"))
         uri = f"sqlite:///{folder}/mlflow.db"
