@@ -24,15 +24,33 @@ FLOOR = [sys.executable, "-c", "import mlflow.sklearn, sklearn.ensemble, sklearn
 TARGETS = {"self_check": 3.0, "batch_1_per_submission": 2.5, "speedup_2_workers": 1.8, "max_rss_mb": 500}
 
 
-def timed(command: list[str], **kwargs) -> float:
-    started = time.monotonic()
+BUSY: dict[str, list[float]] = {}  # per command: cores the machine kept busy while it ran
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds the whole machine has spent so far, every core and process (Linux)."""
+    try:
+        with open("/proc/stat") as handle:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, handle.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(command: list[str], label: str, **kwargs) -> float:
+    """Wall seconds; and, in BUSY, how many cores were busy meanwhile. The bench runs alone,
+    so that is what the command used, sandboxed processes included."""
+    started, busy = time.monotonic(), busy_cpu_seconds()
     subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
-    return time.monotonic() - started
+    seconds = time.monotonic() - started
+    if busy is not None:
+        BUSY.setdefault(label, []).append((busy_cpu_seconds() - busy) / seconds)
+    return seconds
 
 
 def self_check(out: Path) -> float:
     return timed([sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider",
-                  "--target", "solutions", "--grade-json", str(out)])
+                  "--target", "solutions", "--grade-json", str(out)], "self_check")
 
 
 def batch_available() -> bool:
@@ -43,7 +61,8 @@ def batch_available() -> bool:
 def batch(submissions: Path, out: Path, workers: int) -> float:
     shutil.rmtree(out, ignore_errors=True)
     return timed([sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out),
-                  "--workers", str(workers), "--seed", "1"])
+                  "--workers", str(workers), "--seed", "1"],
+                 "batch_1_worker" if workers == 1 else f"batch_{workers}_workers")
 
 
 def batch_memory(out: Path) -> dict:
@@ -79,7 +98,7 @@ def main() -> int:
     if with_batch:
         runs.update({"batch_1_worker": [], "batch_2_workers": []})
     for round_ in range(args.repeat):  # alternate the commands within every round
-        runs["floor"].append(timed(FLOOR))
+        runs["floor"].append(timed(FLOOR, "floor"))
         runs["self_check"].append(self_check(scratch / f"self-check-{round_}.json"))
         if with_batch:
             runs["batch_1_worker"].append(batch(submissions, scratch / "out-1", 1))
@@ -92,6 +111,7 @@ def main() -> int:
         "timing_per_function": results["extra_data"].get("timing", {}),
         "resources": results["extra_data"].get("resources", {}),
         "targets": TARGETS,
+        "cores_busy": {name: round(statistics.median(v), 2) for name, v in BUSY.items()},
     }
     if with_batch:
         figures["batch_resources"] = batch_memory(scratch / "out-1")
@@ -124,6 +144,11 @@ def print_table(runs, figures, copies, with_batch) -> None:
         memory = figures["batch_resources"]
         print(f"batch peak memory: scoring process {memory['scoring_process_max_rss_mb']} MB, learner process "
               f"{memory['learner_process_max_rss_mb']} MB; a whole grading {memory['grading_max_pss_mb']} MB (PSS)")
+    cores = figures["cores_busy"]
+    if cores:
+        print(f"\ncores busy while each ran (of {os.cpu_count()}): " + ", ".join(f"{name} {c:.2f}" for name, c in cores.items()))
+        print("(one grading already runs its checks and calls side by side: once it fills the cores, "
+              "a second worker has none left to use)")
     print("\nwhere the time goes (seconds, first self-check run):")
     print(f"  {'function':<42}{'learner call':>13}{'store prep':>12}{'checks':>9}")
     for key, parts in figures["timing_per_function"].items():
