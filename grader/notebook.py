@@ -5,7 +5,7 @@ and constants of the cells run so far (read, never run here: the same filter as 
 submissions), writes them as ``<module>.py`` into a temporary folder and grades that one
 function with the kit's grader, exactly as ``pytest grader -k <function>`` would: same
 checks, same messages, same points. The grading runs in a warm grading host (grader/host/)
-that the kernel's first check starts. The learner's code runs only in the
+that the notebook's setup cell starts (``start_grading``), or else its first check. The learner's code runs only in the
 grader's sandbox, against fresh temporary MLflow stores.
 
 It prints the grader's summary for the function and returns the points earned. A check
@@ -100,6 +100,13 @@ def _grade(code: str, exercise: catalogue.Exercise, seed: int) -> tuple[list[str
         tail = output.strip().splitlines()[-20:]
         return ["The grader could not check this function:", *tail], "error", 0
     return _summary_lines(output), result["status"], result["score"]
+
+
+def start_grading() -> None:
+    """Start the kernel's grading host now (the setup cell does): it imports MLflow while
+    the notebook's own imports run and the learner reads, so the first check need not wait
+    for it."""
+    _host()
 
 
 def _host() -> Host:

@@ -102,7 +102,9 @@ KIT_ROOT = os.environ.get("KIT_ROOT") or next(
 assert KIT_ROOT, "Cannot find the MLflow exercise kit: set the KIT_ROOT environment variable to its folder."
 if KIT_ROOT not in sys.path:
     sys.path.insert(0, KIT_ROOT)
-from grader.notebook import check
+from grader.notebook import check, start_grading
+
+start_grading()  # the grader warms up in the background, so the first check is quick
 """
 
 UI = """## Seeing your own runs in the MLflow UI
