@@ -121,7 +121,7 @@ def _host() -> Host:
 
 
 def _close_host(host: Host, root: Path) -> None:
-    host.close()
+    host.stop()  # the kernel is ending, and with it every check: nothing there to wait for
     shutil.rmtree(root, ignore_errors=True)
 
 
