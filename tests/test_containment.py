@@ -81,3 +81,25 @@ def test_the_worker_warms_up_without_an_error(tmp_path):
     log = (tmp_path / "worker.log").read_text()
     assert banner.get("ready") is True and worker.returncode == 0, (banner, worker.returncode, log)
     assert "Traceback" not in log and "left threads running" not in log, log
+
+
+def test_a_store_put_back_is_as_it_was_and_a_removed_one_is_left_alone(tmp_path):
+    """What a retried call starts from: the database as it was, files added since gone."""
+    import sqlite3
+
+    from grader.core.store import StoreFactory
+
+    store = StoreFactory(tmp_path).new("kept")
+    with store.kept() as restore:
+        with sqlite3.connect(store.db) as db:
+            db.execute("INSERT INTO experiments (name, lifecycle_stage) VALUES ('half-done', 'active')")
+        (store.root / "mlruns" / "1").mkdir(parents=True)
+        (store.root / "mlruns" / "1" / "meta.txt").write_text("written by the first run")
+        restore()
+        with sqlite3.connect(store.db) as db:
+            assert db.execute("SELECT count(*) FROM experiments WHERE name = 'half-done'").fetchone() == (0,)
+        assert sorted(p.name for p in store.root.rglob("*")) == ["mlflow.db"]
+    store.db.unlink()  # a learner's call may remove it: the next call gets no way back, and no crash
+    with store.kept() as restore:
+        assert restore is None
+    assert not list(tmp_path.glob(".*.db")), "a snapshot outlived its call"

@@ -143,7 +143,11 @@ class Store:
         it). The database comes back exactly and files added since go; a file changed in
         place stays changed."""
         saved = self.root.parent / f".{self.root.name}-{uuid.uuid4().hex[:8]}.db"
-        shutil.copyfile(self.db, saved)
+        try:
+            shutil.copyfile(self.db, saved)
+        except OSError:  # an earlier call removed the database: nothing to put back
+            yield None
+            return
         before = set(_tree(self.root))
 
         def restore() -> None:
