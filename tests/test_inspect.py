@@ -165,8 +165,10 @@ def start_server(root: Path) -> Server:
                "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1"]
     log = open(root / "server.log", "wb")
-    process = subprocess.Popen(command, cwd=root, env=clean_env(), stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    # No job runner: its dozen huey processes serve GenAI jobs nobody starts here, and it
+    # leaves a folder in /dev/shm behind each server.
+    process = subprocess.Popen(command, cwd=root, env=clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return Server(f"http://127.0.0.1:{port}", root, process)
 
 
