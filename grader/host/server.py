@@ -115,7 +115,7 @@ class SlotWorker:
         from grader.sandbox.client import spawn_worker
 
         self.stop()
-        self.process = spawn_worker(self.root, self.wrap, self.limits, self.template)
+        self.process = spawn_worker(self.root, self.wrap, self.limits, self.template, long_lived=True)
         self._replies = b""
 
     def stop(self) -> None:

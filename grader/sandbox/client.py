@@ -233,8 +233,11 @@ class Sandbox:
                 self._process.gone = True
 
 
-def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Path | None) -> subprocess.Popen:
-    """Start a worker (in its own session, so its whole process group can be ended)."""
+def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Path | None,
+                 long_lived: bool = False) -> subprocess.Popen:
+    """Start a worker (in its own session, so its whole process group can be ended). A
+    long-lived one (a grading host's) first moves its heap to huge pages: that costs
+    a moment once, and makes each of its many forks cheaper."""
     with open(_open_log(scratch / "worker.log"), "ab") as log:
         return subprocess.Popen(
             [*wrap, sys.executable, "-I", str(WORKER)],
@@ -245,6 +248,7 @@ def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Pat
             env=clean_environment({
                 "GRADER_CHILD_LIMITS": json.dumps(limits),
                 "GRADER_STORE_TEMPLATE": str(template or ""),
+                "GRADER_HUGE_PAGES": "1" if long_lived else "",
             }),
             start_new_session=True,
         )

@@ -516,10 +516,11 @@ def main() -> None:
     except Exception:  # noqa: BLE001 - a cold worker is slower, not wrong
         traceback.print_exc()
     # Everything imported so far lives as long as the worker: keep it out of the garbage
-    # collector's way, so a child's collections neither scan nor copy those pages; and on
-    # huge pages, so forking and ending a child is cheaper.
+    # collector's way, so a child's collections neither scan nor copy those pages; and, in
+    # a worker that will fork for learner after learner, on huge pages (cheaper forks).
     gc.freeze()
-    _speedups.collapse_into_huge_pages()
+    if os.environ.pop("GRADER_HUGE_PAGES", "") == "1":
+        _speedups.collapse_into_huge_pages()
     _set_dumpable(False)
     protocol_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
