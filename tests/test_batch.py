@@ -46,8 +46,10 @@ def test_help_lists_batch():
 
 def test_gradebook_has_the_issue_columns():
     names = columns()
-    assert names[:4] == ["learner", "status", "score", "max_score"] and names[-2:] == ["seconds", "seed"]
-    assert len(names) == 4 + 19 + 2
+    assert names[:4] == ["learner", "status", "score", "max_score"] and names[-3:] == ["seconds", "seed", "reason"]
+    assert len(names) == 4 + 19 + 3
+    with_roster = columns(("student_id", "name", "email", "section"))
+    assert with_roster[:6] == ["learner", "student_id", "name", "email", "section", "status"]
 
 
 @pytest.mark.parametrize("prefix", ["", "exercises/", "alice-work/exercises/", "alice-work/"])
@@ -56,8 +58,9 @@ def test_zips_unpack_flat_or_in_a_subfolder(tmp_path, prefix):
     zip_folder(REPO / "exercises", tmp_path / "in" / "alice.zip", prefix)
     [submission] = collect(tmp_path / "in")
     assert submission.learner == "alice" and submission.problem is None
-    target = unpack(submission, tmp_path / "copy")
-    assert (target / "ex01_tracking.py").is_file() and target.is_relative_to(tmp_path / "copy")
+    unpacked = unpack(submission, tmp_path / "copy")
+    assert (unpacked.target / "ex01_tracking.py").is_file() and unpacked.target.is_relative_to(tmp_path / "copy")
+    assert unpacked.source.folder == prefix, "feedback names the files as they are in the learner's zip"
 
 
 def test_unusable_entries_are_named_with_a_reason(tmp_path):

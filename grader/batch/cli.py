@@ -1,16 +1,21 @@
-"""`python -m grader batch SUBMISSIONS_DIR --out OUT_DIR`: the instructor's batch grading."""
+"""`python -m grader batch SUBMISSIONS_DIR --out OUT_DIR`: the instructor's batch grading,
+and `python -m grader export OUT_DIR --to canvas|moodle`: its grades for an LMS."""
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import signal
 import sys
 from pathlib import Path
+
+from grader.sandbox.client import DEFAULT_CALL_TIMEOUT
 
 
 def add_parser(commands) -> None:
     batch = commands.add_parser(
         "batch", help="grade a folder of learner submissions (untrusted code, sandboxed) into a gradebook",
-        description="Grade every entry of SUBMISSIONS_DIR (a folder or a .zip per learner) into "
+        description="Grade every entry of SUBMISSIONS_DIR (a folder, a .zip or a notebook per learner) into "
                     "OUT_DIR/gradebook.csv, per-learner results.json and feedback.md, and report.html.")
     batch.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR")
     batch.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
@@ -21,11 +26,39 @@ def add_parser(commands) -> None:
     batch.add_argument("--timeout", type=float, default=900.0,
                        help="wall-clock seconds one submission may take in all (default %(default)s)")
     batch.add_argument("--call-timeout", type=float, default=None,
-                       help="wall-clock seconds one learner call may take (default: 60, at most --timeout / 4)")
-    batch.add_argument("--resume", action="store_true", help="grade only the learners not yet in gradebook.csv")
+                       help=f"wall-clock seconds one learner call may take (default: {DEFAULT_CALL_TIMEOUT:g}, "
+                            "as in `pytest grader`, at most --timeout / 4)")
+    rerun = batch.add_mutually_exclusive_group()
+    rerun.add_argument("--resume", action="store_true", help="grade only the learners not yet in gradebook.csv")
+    rerun.add_argument("--regrade", type=_names, metavar="NAME[,NAME]",
+                       help="grade these learners again, replacing only their rows and files")
+    rerun.add_argument("--overwrite", action="store_true", help="start a new gradebook.csv over an existing one")
+    batch.add_argument("--roster", type=Path, metavar="ROSTER_CSV",
+                       help="columns learner,student_id,name,email (others kept): students without a "
+                            "submission get a `missing` row, submissions without a student a warning")
+    batch.add_argument("--excel", action="store_true", help="write a new gradebook.csv as UTF-8 with a byte "
+                                                            "order mark, so Excel reads accented names right")
     batch.add_argument("--isolation", choices=("auto", "bwrap", "limits"), default="auto",
                        help="auto: bubblewrap where it works here, else process limits")
     batch.set_defaults(handler=run)
+
+    export = commands.add_parser(
+        "export", help="write a batch's grades as a CSV that Canvas or Moodle imports",
+        description="Read OUT_DIR/gradebook.csv (from `python -m grader batch`, best with --roster) and "
+                    "write OUT_DIR/canvas.csv or OUT_DIR/moodle.csv.")
+    export.add_argument("out", type=Path, metavar="OUT_DIR")
+    export.add_argument("--to", choices=("canvas", "moodle"), required=True)
+    export.add_argument("--assignment", default="MLflow exercises",
+                        help="the assignment's (grade item's) name in the LMS (default: %(default)s)")
+    export.add_argument("--excel", action="store_true", help="UTF-8 with a byte order mark, for Excel")
+    export.set_defaults(handler=_export)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one learner")
+    return names
 
 
 def default_workers() -> int:
@@ -36,38 +69,92 @@ def default_workers() -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    """A resumed batch keeps the seed of the rows already written, so all rows compare."""
+    """A resumed or regraded batch keeps the seed of the rows already written, so all rows compare."""
+    from grader.batch import sheets
+    from grader.batch.outputs import GRADEBOOK
     from grader.core.results import new_seed
 
     if args.seed is not None:
         return args.seed
-    gradebook = args.out / "gradebook.csv"
-    if args.resume and gradebook.is_file():
-        import csv
-
-        with open(gradebook, newline="") as handle:
-            seeds = [row["seed"] for row in csv.DictReader(handle) if row.get("seed")]
+    gradebook = args.out / GRADEBOOK
+    if (args.resume or args.regrade) and gradebook.is_file():
+        seeds = [row["seed"] for row in sheets.read_csv(gradebook)[1] if row.get("seed", "").isdigit()]
         if seeds:
             return int(seeds[0])
     return new_seed()
 
 
+def resume_command(args: argparse.Namespace, left: list[str]) -> str:
+    """The command that grades the learners an interrupted run left."""
+    words = ["python", "-m", "grader", "batch", str(args.submissions), "--out", str(args.out)]
+    for option, value, default in (("--workers", args.workers, default_workers()), ("--timeout", args.timeout, 900.0),
+                                   ("--call-timeout", args.call_timeout, None), ("--roster", args.roster, None),
+                                   ("--isolation", args.isolation, "auto")):
+        if value != default:
+            words += [option, f"{value:g}" if isinstance(value, float) else str(value)]
+    if args.seed is not None:
+        words += ["--seed", str(args.seed)]
+    return shlex.join(words + (["--regrade", ",".join(left)] if args.regrade else ["--resume"]))
+
+
 def run(args: argparse.Namespace) -> int:
-    from grader.batch.run import Options, run_batch
+    from grader.batch import gradebook, roster
+    from grader.batch.outputs import GRADEBOOK
+    from grader.batch.run import BatchError, Interrupted, Options, run_batch
     from grader.sandbox import isolation
 
     if not args.submissions.is_dir():
         print(f"{args.submissions} is not a folder", file=sys.stderr)
         return 2
+    written = gradebook.rows_in(args.out / GRADEBOOK)
+    if written and not (args.resume or args.regrade or args.overwrite):
+        print(f"{args.out / GRADEBOOK} already holds {written} learner(s), and grading would start it anew. "
+              "Add --resume to grade only the learners still missing, --regrade NAME[,NAME] to grade some "
+              "again, or --overwrite to start a new gradebook.", file=sys.stderr)
+        return 2
+    try:
+        class_roster = roster.read(args.roster) if args.roster else None
+    except roster.RosterError as error:
+        print(error, file=sys.stderr)
+        return 2
     mode = isolation.best_mode() if args.isolation == "auto" else args.isolation
     if mode != "bwrap":
         print(f"warning: isolation {mode}: learner code runs with process limits only, not bubblewrap "
               "(it can read this machine's files and reach the network)", file=sys.stderr)
-    call_timeout = args.call_timeout or min(60.0, args.timeout / 4)
-    options = Options(args.submissions.resolve(), args.out.resolve(), args.workers, _seed(args),
-                      args.timeout, call_timeout, args.resume, mode)
+    call_timeout = args.call_timeout or min(DEFAULT_CALL_TIMEOUT, args.timeout / 4)
+    options = Options(args.submissions.resolve(), args.out.resolve(), args.workers, _seed(args), args.timeout,
+                      call_timeout, mode, keep=bool(args.resume or args.regrade), regrade=args.regrade or (),
+                      roster=class_roster, excel=args.excel)
     print(f"grading {args.submissions} with seed {options.seed}, {options.workers} worker(s), "
           f"isolation {mode}", file=sys.stderr)
-    rows = run_batch(options)
-    print(f"wrote {options.out / 'gradebook.csv'} and {options.out / 'report.html'}", file=sys.stderr)
+    try:
+        rows = run_batch(options)
+    except KeyboardInterrupt:  # before the batch took over SIGINT: nothing was graded yet
+        print(f"stopped before grading began. To grade: {resume_command(args, list(args.regrade or ()))}", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except (BatchError, gradebook.GradebookError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    except Interrupted as stopped:
+        print(f"stopped by {stopped}: {stopped.written} learner(s) written to {args.out / GRADEBOOK}, "
+              f"{len(stopped.left)} not graded (the ones in progress were dropped).", file=sys.stderr)
+        print(f"To grade the rest: {resume_command(args, stopped.left)}", file=sys.stderr)
+        return 128 + stopped.signum
+    print(f"wrote {options.out / GRADEBOOK} and {options.out / 'report.html'}", file=sys.stderr)
     return 0 if all(r.status == "graded" for r in rows) else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from grader.batch import export
+
+    try:
+        path, not_graded = export.write(args.out, args.to, args.assignment, excel=args.excel)
+    except export.ExportError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"wrote {path}", file=sys.stderr)
+    if not_graded:
+        print(f"{len(not_graded)} learner(s) not graded have no grade in it: {', '.join(not_graded)} "
+              "(see gradebook.csv's reason column)", file=sys.stderr)
+    return 0
+

@@ -5,6 +5,7 @@ import sys
 import time
 
 from grader.batch.gradebook import Row
+from grader.batch.outputs import printable
 
 WIDTH = 30
 
@@ -21,7 +22,7 @@ class Progress:
     def update(self, row: Row) -> None:
         self.done += 1
         self.failures += row.status != "graded"
-        self._draw(f"{row.learner}: {row.status} {row.score}/{row.max_score}")
+        self._draw(f"{printable(row.learner)}: {row.status} {row.score}/{row.max_score}")
 
     def _eta(self) -> str:
         if not self.done:

@@ -1,58 +1,135 @@
-"""report.html: the class report, one self-contained file (inline SVG and CSS, no scripts)
-so it opens offline and can be mailed around."""
+"""report.html: the class report, one self-contained file that opens offline and can be
+mailed around: inline CSS and SVG, and one small inline script that sorts the learners'
+table. A Content-Security-Policy allows exactly that script and that style (by hash) and
+nothing else: no other script, no remote resource. Every learner text is escaped.
+"""
 from __future__ import annotations
 
+import base64
+import bisect
+import hashlib
 import html
 import json
+import statistics
 from pathlib import Path
+from urllib.parse import quote
 
+from grader.batch.gradebook import STATUSES
+from grader.batch.outputs import FACTS, FEEDBACK, REPORT, learner_file, replace_file
 from grader.core import catalogue
 
-BINS = 10
-FAILING_SHOWN = 20
+BANDS = 10
 SLOWEST_SHOWN = 5
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; padding: 0 1em; }
 table { border-collapse: collapse; margin: 1em 0; }
-td, th { padding: .25em .8em; border-bottom: 1px solid #ddd; text-align: left; }
+td, th { padding: .25em .6em; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }
+td.num, th.num { text-align: right; }
 .warn { background: #fff3cd; border: 1px solid #e0b400; padding: .8em; }
-.bar { background: #4a7bd0; height: .9em; display: inline-block; }
+.wide { overflow-x: auto; }
+th button { font: inherit; font-weight: bold; background: none; border: 0; padding: 0; cursor: pointer; }
+th[aria-sort=ascending] button::after { content: " \\25B2"; }
+th[aria-sort=descending] button::after { content: " \\25BC"; }
+td.full { background: #c8e6c9; } td.part { background: #ffe0a3; } td.zero { background: #f4b8b8; }
+td.none { color: #888; }
+.why { max-width: 30em; overflow-wrap: anywhere; }
+"""
+# Sorts a table.sortable by the clicked column: numbers as numbers (a cell's data-sort when
+# it has one), the rest as text; a second click reverses.
+SCRIPT = """
+for (const table of document.querySelectorAll("table.sortable")) {
+  table.querySelectorAll("thead th").forEach((th, index) => {
+    th.querySelector("button").addEventListener("click", () => {
+      const ascending = th.getAttribute("aria-sort") !== "ascending";
+      table.querySelectorAll("thead th").forEach(h => h.removeAttribute("aria-sort"));
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      const key = row => { const cell = row.cells[index]; return cell.dataset.sort ?? cell.textContent.trim(); };
+      const rows = [...table.tBodies[0].rows].sort((a, b) => {
+        const x = key(a), y = key(b), nx = parseFloat(x), ny = parseFloat(y);
+        const order = isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny;
+        return ascending ? order : -order;
+      });
+      table.tBodies[0].append(...rows);
+    });
+  });
+}
 """
 
 
-def _histogram_svg(scores: list[float], max_score: int) -> str:
-    counts = [0] * BINS
+def _hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+POLICY = (f"default-src 'none'; script-src {_hash(SCRIPT)}; style-src {_hash(STYLE)}; "
+          "img-src 'none'; base-uri 'none'; form-action 'none'")
+esc = html.escape
+
+
+def bands(max_score: int) -> list[tuple[int, int]]:
+    """(lowest, highest) score of each band, whole points, never overlapping: 0–9 … 90–100."""
+    lows = sorted({band * max_score // BANDS for band in range(BANDS)})
+    return [(low, (lows[i + 1] - 1) if i + 1 < len(lows) else max_score) for i, low in enumerate(lows)]
+
+
+def band_counts(scores: list[int], max_score: int) -> list[tuple[str, int]]:
+    ranges = bands(max_score)
+    counts = [0] * len(ranges)
     for score in scores:
-        counts[min(int(score / max(max_score, 1) * BINS), BINS - 1)] += 1
-    width, height, bar = 40 * BINS + 40, 220, 36
-    top = max(counts + [1])
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 40}" '
-             'role="img" aria-label="score distribution">']
-    for i, count in enumerate(counts):
-        h = round(count / top * height)
-        x = 30 + i * 40
-        low, high = i * max_score // BINS, (i + 1) * max_score // BINS
-        parts.append(f'<rect x="{x}" y="{height - h + 10}" width="{bar}" height="{h}" fill="#4a7bd0">'
-                     f'<title>{low}-{high}: {count}</title></rect>')
-        parts.append(f'<text x="{x + bar / 2}" y="{height - h + 5}" font-size="11" text-anchor="middle">{count or ""}</text>')
-        parts.append(f'<text x="{x + bar / 2}" y="{height + 25}" font-size="10" text-anchor="middle">{low}-{high}</text>')
-    parts.append(f'<line x1="28" y1="{height + 10}" x2="{width - 8}" y2="{height + 10}" stroke="#444"/></svg>')
+        counts[max(0, bisect.bisect_right([low for low, _ in ranges], score) - 1)] += 1
+    return [(f"{low}–{high}", count) for (low, high), count in zip(ranges, counts)]
+
+
+def _histogram_svg(scores: list[int], max_score: int) -> str:
+    counts = band_counts(scores, max_score)
+    pitch, bar, height, top, left = 56, 44, 180, 22, 10
+    width = left + pitch * len(counts)
+    tallest = max([c for _, c in counts] + [1])
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + height + 30}" '
+             f'viewBox="0 0 {width} {top + height + 30}" role="img" aria-label="score distribution">']
+    for i, (label, count) in enumerate(counts):
+        h = round(count / tallest * height)
+        x, base = left + i * pitch, top + height
+        parts.append(f'<rect x="{x}" y="{base - h}" width="{bar}" height="{h}" fill="#4a7bd0">'
+                     f'<title>{label}: {count}</title></rect>')
+        parts.append(f'<text class="count" x="{x + bar / 2}" y="{base - h - 6}" font-size="12" '
+                     f'text-anchor="middle">{count}</text>')
+        parts.append(f'<text class="band" x="{x + bar / 2}" y="{base + 18}" font-size="11" '
+                     f'text-anchor="middle">{label}</text>')
+    parts.append(f'<line x1="{left - 4}" y1="{top + height}" x2="{width}" y2="{top + height}" stroke="#444"/></svg>')
     return "".join(parts)
 
 
-def _pass_rates(graded: list[dict]) -> list[tuple[str, int, float]]:
-    rows = []
+def _score(row: dict, key: str) -> int | None:
+    try:
+        return int(row.get(key, ""))
+    except ValueError:
+        return None
+
+
+def per_function(graded: list[dict]) -> list[tuple[catalogue.Exercise, float, float]]:
+    """(function, share of the graded with full marks, mean share of its points earned)."""
+    found = []
     for exercise in catalogue.load().exercises:
-        full = sum(1 for r in graded if r.get(exercise.key) not in (None, "") and int(r[exercise.key]) == exercise.points)
-        rows.append((exercise.key, exercise.points, full / len(graded) if graded else 0.0))
-    return rows
+        scores = [s for s in (_score(r, exercise.key) for r in graded) if s is not None]
+        full = sum(s == exercise.points for s in scores) / len(scores) if scores else 0.0
+        partial = sum(scores) / (len(scores) * exercise.points) if scores else 0.0
+        found.append((exercise, full, partial))
+    return found
+
+
+def _bar_svg(share: float) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="104" height="12" aria-hidden="true">'
+            f'<rect x="0" y="1" width="104" height="10" fill="#e4e4e4"/>'
+            f'<rect x="0" y="1" width="{104 * share:.1f}" height="10" fill="#4a7bd0"/></svg>')
 
 
 def _facts(out: Path, learner: str) -> dict:
+    path = learner_file(out, learner, FACTS)
     try:
-        return json.loads((out / learner / "batch.json").read_text())
+        facts = json.loads(path.read_text()) if path else {}
     except (OSError, ValueError):
         return {}
+    return facts if isinstance(facts, dict) else {}
 
 
 def _peak_kb(facts: dict) -> int:
@@ -60,50 +137,133 @@ def _peak_kb(facts: dict) -> int:
     return facts.get("peak_pss_kb") or facts.get("peak_rss_kb", 0)
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+def describe_sandbox(sandbox: dict) -> str:
+    """The batch's isolation, from results.json's ``extra_data.sandbox``, in words."""
+    said = []
+    cgroup = sandbox.get("cgroup")
+    if cgroup in ("v1", "v2"):
+        limits = [f"memory {sandbox['memory_limit_mb']} MB" if sandbox.get("memory_limit_mb") else "",
+                  f"{sandbox['pids_limit']} processes" if sandbox.get("pids_limit") else ""]
+        said.append(f"cgroup {cgroup} limits per learner ({', '.join(l for l in limits if l) or 'no figures'})")
+    elif cgroup:
+        said.append("no cgroup limits (per-process limits only)")
+    if sandbox.get("uid") == "separate":
+        said.append("learner code ran as a separate user")
+    elif sandbox.get("uid"):
+        said.append("learner code ran as the grader's user")
+    if isinstance(sandbox.get("namespaces"), list) and sandbox["namespaces"]:
+        said.append("namespaces " + ", ".join(str(n) for n in sandbox["namespaces"]))
+    if sandbox.get("fresh_per_learner"):
+        said.append("a fresh sandbox per learner")
+    return "; ".join(said)
+
+
+def _isolation(rows: list[dict], facts: dict[str, dict]) -> str:
+    """One paragraph on how learner code was fenced in, when any learner code ran."""
+    ran = [facts[r["learner"]] for r in rows if r["status"] in ("graded", "timeout")]
+    if not ran:
+        return ""
+    modes = sorted({str(f.get("isolation") or "unknown") for f in ran})
+    if modes != ["bwrap"]:
+        return ("<p class='warn' id='isolation'><b>Warning:</b> learner code ran with isolation "
+                f"<code>{esc(', '.join(modes))}</code>, not bubblewrap: process limits only. Learner code could "
+                "read other files of this machine (including solutions/ and other submissions) and reach the "
+                "network. Install <code>bubblewrap</code> and grade again for untrusted submissions.</p>")
+    details = sorted({describe_sandbox(f["sandbox"]) for f in ran if isinstance(f.get("sandbox"), dict)} - {""})
+    said = "; ".join(details) if details else "no network, only its own folder writable"
+    return f"<p id='isolation'>Learner code ran in a bubblewrap sandbox ({esc(said)}).</p>"
+
+
+def _summary(rows: list[dict], graded: list[dict], max_score: int) -> str:
+    counts = ", ".join(f"{sum(r['status'] == s for r in rows)} {s}" for s in STATUSES)
+    text = f"<p id='summary'>{len(rows)} learners: {esc(counts)}."
+    scores = [int(r["score"]) for r in graded]
+    if scores:
+        text += (f" Of the graded: mean <b>{statistics.mean(scores):.1f}</b>, median "
+                 f"<b>{statistics.median(scores):g}</b> of {max_score} points.")
+    else:
+        text += " No submission was graded."
+    return text + "</p>"
+
+
+def _header(cells: list[tuple[str, str]]) -> str:
+    """A sortable table's head: (text, css class) per column."""
+    return "<thead><tr>" + "".join(f"<th class='{c}'><button type='button'>{esc(t)}</button></th>"
+                                   for t, c in cells) + "</tr></thead>"
+
+
+def _learner_cell(out: Path, row: dict) -> str:
+    name = esc(row["learner"])
+    if learner_file(out, row["learner"], FEEDBACK):
+        href = esc(f"{quote(row['learner'], safe='')}/{FEEDBACK}")
+        return f"<td class='learner' data-sort='{name}'><a href='{href}'>{name}</a></td>"
+    return f"<td class='learner' data-sort='{name}'>{name}</td>"
+
+
+def _function_cell(row: dict, exercise: catalogue.Exercise) -> str:
+    score = _score(row, exercise.key)
+    if row["status"] != "graded" or score is None:
+        return "<td class='num none' data-sort='-1'>–</td>"
+    kind = "full" if score == exercise.points else "part" if score else "zero"
+    return f"<td class='num {kind}' data-sort='{score}' title='{esc(exercise.key)}'>{score}</td>"
+
+
+def _learners_table(out: Path, rows: list[dict], student_columns: list[str]) -> str:
+    exercises = catalogue.load().exercises
+    head = _header([("learner", ""), *[(c, "") for c in student_columns], ("status", ""), ("score", "num"),
+                    *[(e.function, "num") for e in exercises], ("seconds", "num"), ("reason", "")])
+    body = []
+    for row in rows:
+        cells = [_learner_cell(out, row), *[f"<td>{esc(row.get(c, ''))}</td>" for c in student_columns],
+                 f"<td class='status'>{esc(row['status'])}</td>",
+                 f"<td class='num score' data-sort='{esc(row['score'] or '0')}'>{esc(row['score'])}</td>",
+                 *[_function_cell(row, e) for e in exercises],
+                 f"<td class='num'>{esc(row['seconds'])}</td>", f"<td class='why'>{esc(row['reason'])}</td>"]
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f"<div class='wide'><table class='sortable' id='learners'>{head}<tbody>{''.join(body)}</tbody></table></div>"
+            "<p>Green: full marks; amber: some points; red: none; –: not graded. Each learner's name links to "
+            "their feedback.md. Click a column's name to sort by it.</p>")
+
+
+def _plain_table(headers: list[str], rows: list[list[str]], table_id: str) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table id='{table_id}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render(out: Path, rows: list[dict]) -> str:
-    esc = html.escape
+def render(out: Path, rows: list[dict], student_columns: list[str] | None = None) -> str:
     graded = [r for r in rows if r["status"] == "graded"]
     max_score = catalogue.load().points
     facts = {r["learner"]: _facts(out, r["learner"]) for r in rows}
-    isolations = {facts[r["learner"]].get("isolation") for r in graded} - {None}
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Class report</title>"
-             f"<style>{STYLE}</style></head><body><h1>Class report</h1>"]
-    if isolations != {"bwrap"}:
-        parts.append("<p class='warn'><b>Warning:</b> learner code ran with isolation "
-                     f"<code>{esc(', '.join(sorted(i or '?' for i in isolations)) or 'unknown')}</code>, not "
-                     "bubblewrap: process limits only. Learner code could read other files of this machine "
-                     "(including solutions/ and other submissions) and reach the network. Install "
-                     "<code>bubblewrap</code> and grade again for untrusted submissions.</p>")
-    else:
-        parts.append("<p>Learner code ran in a bubblewrap sandbox (no network, only its own folder writable).</p>")
-    mean = sum(int(r["score"]) for r in graded) / len(graded) if graded else 0
-    parts.append(f"<p>{len(rows)} learners: {len(graded)} graded, {len(rows) - len(graded)} not graded. "
-                 f"Mean score of the graded: {mean:.1f}/{max_score}.</p>")
-    parts.append("<h2>Score distribution</h2>" + _histogram_svg([int(r["score"]) for r in graded], max_score))
-    rates = [[f"<code>{esc(key)}</code>", str(points), f"{rate:.0%}",
-              f"<span class='bar' style='width:{rate * 10:.1f}em'></span>"] for key, points, rate in _pass_rates(graded)]
-    parts.append("<h2>Pass rate per function</h2>" + _table(["function", "points", "full marks", ""], rates))
-    slowest = sorted(rows, key=lambda r: -float(r["seconds"] or 0))[:SLOWEST_SHOWN]
-    parts.append("<h2>Slowest submissions</h2>" + _table(
-        ["learner", "seconds", "status", "peak memory"],
-        [[esc(r["learner"]), esc(r["seconds"]), esc(r["status"]),
-          f"{_peak_kb(facts[r['learner']]) / 1024:.0f} MB"] for r in slowest]))
-    failing = [r for r in rows if r["status"] != "graded" or int(r["score"]) < max_score / 2][:FAILING_SHOWN]
-    parts.append("<h2>Failing submissions</h2><p>Not graded, or below half marks.</p>" + _table(
+    student_columns = student_columns or []
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+             f"<meta http-equiv='Content-Security-Policy' content=\"{POLICY}\">"
+             f"<title>Class report</title><style>{STYLE}</style></head><body><h1>Class report</h1>",
+             _summary(rows, graded, max_score), _isolation(rows, facts)]
+    parts.append("<h2>Score distribution</h2><p>Graded learners per band of points.</p>"
+                 + _histogram_svg([int(r["score"]) for r in graded], max_score))
+    rates = [[f"<code>{esc(e.key)}</code>", str(e.points), f"{full:.0%}", _bar_svg(full), f"{partial:.0%}"]
+             for e, full, partial in per_function(graded)]
+    parts.append("<h2>Pass rate per function</h2><p>Among the graded: the share with full marks, and the mean "
+                 "share of the function's points earned (partial credit).</p>"
+                 + _plain_table(["function", "points", "full marks", "", "mean points"], rates, "functions"))
+    parts.append("<h2>Every learner</h2>" + _learners_table(out, rows, student_columns))
+    failing = [r for r in rows if r["status"] != "graded" or int(r["score"]) < max_score / 2]
+    parts.append("<h2>Failing submissions</h2><p>Not graded, or below half marks.</p>" + _plain_table(
         ["learner", "status", "score", "why"],
         [[esc(r["learner"]), esc(r["status"]), f"{esc(r['score'])}/{esc(r['max_score'])}",
-          esc(facts[r["learner"]].get("message", ""))] for r in failing]))
-    parts.append("</body></html>")
+          f"<span class='why'>{esc(r['reason'])}</span>"] for r in failing], "failing"))
+    ran = [r for r in rows if r["status"] in ("graded", "timeout")]
+    slowest = sorted(ran, key=lambda r: -float(r["seconds"] or 0))[:SLOWEST_SHOWN]
+    parts.append("<h2>Slowest submissions</h2>" + _plain_table(
+        ["learner", "seconds", "status", "peak memory"],
+        [[esc(r["learner"]), esc(r["seconds"]), esc(r["status"]),
+          f"{_peak_kb(facts[r['learner']]) / 1024:.0f} MB"] for r in slowest], "slowest"))
+    parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
 
-def write(out: Path, rows: list[dict]) -> Path:
-    path = out / "report.html"
-    path.write_text(render(out, rows), encoding="utf-8")
+def write(out: Path, rows: list[dict], student_columns: list[str] | None = None) -> Path:
+    path = out / REPORT
+    replace_file(path, render(out, rows, student_columns))
     return path

@@ -13,16 +13,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import threading
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.batch import feedback, report
-from grader.batch.collect import Submission, SubmissionError, collect, unpack
-from grader.batch.gradebook import Gradebook, Row
+from grader.batch import feedback, report, scratch
+from grader.batch.collect import Source, Submission, SubmissionError, collect, unpack
+from grader.batch.gradebook import Gradebook, Row, columns
+from grader.batch.outputs import FACTS, FEEDBACK, GRADEBOOK, LOG, RESULTS, OutputError, printable, write_learner_files
 from grader.batch.progress import Progress
+from grader.batch.roster import Roster, same_name
 from grader.core import catalogue
 from grader.core.store import scratch_parent
 from grader.host.client import HostPool
@@ -42,8 +48,23 @@ class Options:
     seed: int
     timeout: float  # per submission, wall clock
     call_timeout: float  # per learner call, wall clock
-    resume: bool
     isolation: str  # bwrap | limits
+    keep: bool = False  # go on with the gradebook's rows (--resume, --regrade)
+    regrade: tuple[str, ...] = ()  # grade only these learners again, replacing their rows
+    roster: Roster | None = None
+    excel: bool = False  # a new gradebook.csv starts with a UTF-8 byte order mark
+
+
+class BatchError(Exception):
+    """The batch cannot start as asked; in words for the instructor."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the batch: the learners being graded were dropped."""
+
+    def __init__(self, signum: int, written: int, left: list[str]):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.written, self.left = signum, written, left
 
 
 def grading_env() -> dict[str, str]:
@@ -58,11 +79,12 @@ def grader_args(target: Path, results: Path, options: Options) -> list[str]:
             "--isolation", options.isolation, "--call-timeout", str(options.call_timeout)]
 
 
-def run_grader(target: Path, private: Path, options: Options, hosts: HostPool) -> tuple[dict, dict | None, str]:
+def run_grader(target: Path, private: Path, options: Options, hosts: HostPool,
+               timeout: float) -> tuple[dict, dict | None, str]:
     """(the host's figures, results.json or None, the tail of pytest's output), graded by
-    whichever host is free."""
+    whichever host is free within ``timeout`` seconds."""
     results_path, log_path = private / "results.json", private / "pytest.log"
-    stats = hosts.grade(grader_args(target, results_path, options), cwd=private, log=log_path, timeout=options.timeout)
+    stats = hosts.grade(grader_args(target, results_path, options), cwd=private, log=log_path, timeout=timeout)
     log = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:] if log_path.is_file() else ""
     return stats, _read_json(results_path), log
 
@@ -104,89 +126,195 @@ def row_for(learner: str, stats: dict, results: dict | None, log: str, options: 
     max_score = catalogue.load().points
     common = dict(max_score=max_score, seconds=stats.get("seconds", 0.0), seed=options.seed)
     if stats.get("timed_out"):
-        return Row(learner, "timeout", message=_failure_message(stats, log, options), **common)
+        return Row(learner, "timeout", reason=_failure_message(stats, log, options), **common)
     if results is None or stats.get("exit") not in (0, 1):
-        return Row(learner, "error", message=_failure_message(stats, log, options), **common)
+        return Row(learner, "error", reason=_failure_message(stats, log, options), **common)
     problem = problem_with(results, options.isolation)
     if problem:
-        return Row(learner, "error", message=problem, **common)
+        return Row(learner, "error", reason=problem, **common)
     exercises = {k: e["score"] for k, e in results["extra_data"]["exercises"].items()}
     return Row(learner, "graded", score=results["score"], exercises=exercises, **{**common, "max_score": results["max_score"]})
 
 
 def failed_results(row: Row, isolation: str) -> dict:
     """results.json for a learner that could not be graded, in the same format."""
-    return {"score": 0, "max_score": row.max_score, "execution_time": row.seconds, "output": row.message,
+    return {"score": 0, "max_score": row.max_score, "execution_time": row.seconds, "output": row.reason,
             "tests": [], "extra_data": {"seed": row.seed, "exercises": {}, "isolation": isolation,
                                         "status": row.status}}
 
 
-def grade_learner(submission: Submission, options: Options, work_root: Path, hosts: HostPool) -> tuple[Row, dict]:
-    """Grade one learner and write their results.json, feedback.md and grading.log."""
-    out = options.out / submission.learner
-    out.mkdir(parents=True, exist_ok=True)
+def _error_row(learner: str, reason: str, options: Options) -> Row:
+    return Row(learner, "error", max_score=catalogue.load().points, seed=options.seed, reason=reason)
+
+
+def _scrubbed(text: str, private: Path, work_root: Path) -> str:
+    """The batch's temporary folders mean nothing to a learner or an instructor."""
+    return text.replace(str(private), "<submission copy>").replace(str(work_root), "<batch scratch>")
+
+
+def grade_learner(submission: Submission, options: Options, work_root: Path, hosts: HostPool,
+                  stop: threading.Event) -> Row | None:
+    """Grade one learner and write their results.json, feedback.md and grading.log. None
+    when the batch was stopped meanwhile: then nothing of theirs is written."""
+    row, results, log, source, stats = _grade(submission, options, work_root, hosts, stop)
+    if stop.is_set():
+        return None
+    if submission.named_ok:  # else its name cannot be a folder in OUT: the row says why
+        try:
+            write_learner_files(options.out, submission.learner, _learner_files(row, results, log, source, stats, options))
+        except OutputError as error:
+            row = _error_row(submission.learner, str(error), options)
+    row.student = _student(options.roster, submission.learner)
+    return row
+
+
+def _grade(submission: Submission, options: Options, work_root: Path, hosts: HostPool,
+           stop: threading.Event) -> tuple[Row, dict | None, str, Source | None, dict]:
+    """(the row, results.json, the grader's output, how the learner knows their code, the
+    host's figures), in a private copy of the submission removed on the way out."""
     private = Path(tempfile.mkdtemp(prefix="learner-", dir=work_root))
     stats: dict = {"peak_rss_kb": 0, "seconds": 0.0}
+    results, log, source = None, "", None
     try:
-        if submission.problem:
-            raise SubmissionError(submission.problem)
-        target = unpack(submission, private / "submission")
-        stats, results, log = run_grader(target, private, options, hosts)
+        unpacked = unpack(submission, private / "submission", options.timeout, stop)
+        source = unpacked.source
+        stats, results, log = run_grader(unpacked.target, private, options, hosts,
+                                         max(1.0, options.timeout - unpacked.seconds))
         row = row_for(submission.learner, stats, results, log, options)
-        (out / "grading.log").write_text(log)
     except SubmissionError as error:
-        row, results = Row(submission.learner, "error", max_score=catalogue.load().points, seed=options.seed,
-                           message=str(error)), None
+        row = _error_row(submission.learner, str(error), options)
     except Exception as error:  # one learner's surprise must not end the batch
-        row, results = Row(submission.learner, "error", max_score=catalogue.load().points, seed=options.seed,
-                           message=f"the batch could not grade it ({type(error).__name__}: {error})"), None
+        row = _error_row(submission.learner, f"the batch could not grade it ({type(error).__name__}: {error})", options)
     finally:
         shutil.rmtree(private, ignore_errors=True)
-    if row.status != "graded":
+    row.reason, log = _scrubbed(row.reason, private, work_root), _scrubbed(log, private, work_root)
+    return row, results, log, source, stats
+
+
+def _learner_files(row: Row, results: dict | None, log: str, source: Source | None, stats: dict,
+                   options: Options) -> dict[str, str]:
+    if row.status != "graded" or results is None:
         results = failed_results(row, options.isolation)
     results["extra_data"]["status"] = row.status
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "feedback.md").write_text(feedback.render(row, results if row.status == "graded" else None))
-    return row, {"peak_rss_kb": stats.get("peak_rss_kb", 0), "peak_pss_kb": stats.get("peak_pss_kb", 0),
-                 "isolation": results["extra_data"].get("isolation"),
-                 "message": row.message}
+    facts = {"peak_rss_kb": stats.get("peak_rss_kb", 0), "peak_pss_kb": stats.get("peak_pss_kb", 0),
+             "isolation": results["extra_data"].get("isolation"), "sandbox": results["extra_data"].get("sandbox")}
+    return {RESULTS: json.dumps(results, indent=2),
+            FEEDBACK: feedback.render(row, results if row.status == "graded" else None, source),
+            LOG: log or row.reason + "\n", FACTS: json.dumps(facts)}
+
+
+def _student(roster: Roster | None, learner: str) -> dict[str, str]:
+    if roster is None:
+        return {}
+    return roster.student(learner) or {c: "" for c in roster.columns}
+
+
+def _todo(submissions: list[Submission], gradebook: Gradebook, options: Options) -> list[Submission]:
+    if options.regrade:
+        named = {same_name(s.learner): s for s in submissions}
+        unknown = [n for n in options.regrade if same_name(n) not in named]
+        if unknown:
+            raise BatchError(f"--regrade: {options.submissions} has no submission named {', '.join(unknown)}")
+        return [named[same_name(n)] for n in dict.fromkeys(options.regrade)]
+    if not options.keep:
+        return submissions
+    done = {row["learner"] for row in gradebook.rows() if row["status"] != "missing"}
+    return [s for s in submissions if s.learner not in done]
+
+
+def _roster_rows(submissions: list[Submission], gradebook: Gradebook, options: Options) -> None:
+    """A ``missing`` row for each roster student without a submission, and a warning for
+    each submission the roster does not know."""
+    if options.roster is None:
+        return
+    submitted = {same_name(s.learner) for s in submissions}
+    unknown = [s.learner for s in submissions if options.roster.student(s.learner) is None]
+    if unknown:
+        print(f"warning: {len(unknown)} submission(s) have no entry in the roster: "
+              f"{printable(', '.join(unknown))}", file=sys.stderr)
+    seen = {same_name(learner) for learner in gradebook.seen()}
+    for learner in options.roster.learners():
+        if learner not in submitted and learner not in seen:
+            gradebook.write(Row(learner, "missing", max_score=catalogue.load().points, seed=options.seed,
+                                reason="no submission", student=options.roster.student(learner)))
 
 
 def run_batch(options: Options) -> list[Row]:
-    """Grade every learner not yet in the gradebook, ``options.workers`` at a time."""
-    options.out.mkdir(parents=True, exist_ok=True)
-    gradebook = Gradebook(options.out / "gradebook.csv", resume=options.resume)
-    done = gradebook.learners_done() if options.resume else set()
-    todo = [s for s in collect(options.submissions) if s.learner not in done]
-    progress = Progress(len(todo))
-    finished: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="mlflow-kit-batch-", dir=scratch_parent()) as work_root, \
-            HostPool(Path(work_root), min(max(1, options.workers), len(todo)), options.isolation,
-                     options.call_timeout, grading_env()) as hosts:
-        _grade_all(todo, options, Path(work_root), hosts, gradebook, progress, finished)
-    progress.close()
-    report.write(options.out, gradebook.rows())
+    """Grade the learners this run is for, ``options.workers`` at a time. Raises
+    Interrupted when SIGINT or SIGTERM stops it, BatchError when it cannot start."""
+    stop = threading.Event()
+    with stopping_on_signals(stop) as received:
+        gradebook, todo, finished = _run(options, stop)
+    if received and len(finished) < len(todo):
+        written = {row.learner for row in finished}
+        raise Interrupted(received[0], len(finished), [s.learner for s in todo if s.learner not in written])
+    report.write(options.out, gradebook.rows(), list(options.roster.columns) if options.roster else [])
     return finished
 
 
+def _run(options: Options, stop: threading.Event) -> tuple[Gradebook, list[Submission], list[Row]]:
+    """(the gradebook, the learners to grade, the rows written), until done or ``stop``."""
+    options.out.mkdir(parents=True, exist_ok=True)
+    submissions = collect(options.submissions)
+    header = columns(options.roster.columns if options.roster else ())
+    gradebook = Gradebook(options.out / GRADEBOOK, header, keep=options.keep, excel=options.excel)
+    todo = _todo(submissions, gradebook, options)
+    _roster_rows(submissions, gradebook, options)
+    progress = Progress(len(todo))
+    finished: list[Row] = []
+    if todo:
+        with scratch.batch_folder(scratch_parent()) as work_root, \
+                HostPool(work_root, min(max(1, options.workers), len(todo)), options.isolation,
+                         options.call_timeout, grading_env()) as hosts:
+            _grade_all(todo, options, work_root, hosts, stop, lambda row: _record(row, gradebook, progress, finished))
+    progress.close()
+    return gradebook, todo, finished
+
+
+def _record(row: Row, gradebook: Gradebook, progress: Progress, finished: list[Row]) -> None:
+    gradebook.write(row)
+    finished.append(row)
+    progress.update(row)
+
+
+@contextmanager
+def stopping_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """SIGINT and SIGTERM set ``stop`` (and are listed) instead of raising where they land."""
+    received: list[int] = []
+
+    def handler(signum, _frame) -> None:
+        received.append(signum)
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
 def _grade_all(todo: list[Submission], options: Options, work_root: Path, hosts: HostPool,
-               gradebook: Gradebook, progress: Progress, finished: list[Row]) -> None:
+               stop: threading.Event, record) -> None:
     with ThreadPoolExecutor(max(1, len(hosts.hosts))) as pool:
-        futures = {pool.submit(grade_learner, s, options, work_root, hosts): s for s in todo}
-        try:
-            for future in as_completed(futures):
-                row, facts = future.result()
-                gradebook.append(row)
-                finished.append(row)
-                progress.update(row)
-                (options.out / options_facts_name(row.learner)).write_text(json.dumps(facts))
-        except KeyboardInterrupt:
-            for future in futures:
+        pending: set[Future] = {pool.submit(grade_learner, s, options, work_root, hosts, stop) for s in todo}
+        while pending and not stop.is_set():
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                _record_result(future, record)
+        if stop.is_set():
+            for future in pending:
                 future.cancel()
             hosts.stop()  # ends the gradings in progress, and what they started
-            raise
+            for future in pending:
+                if not future.cancelled():
+                    _record_result(future, record)  # a learner whose files were all written
 
 
-def options_facts_name(learner: str) -> str:
-    """Per-learner facts for the report that are not in results.json (peak memory)."""
-    return f"{learner}/batch.json"
+def _record_result(future: Future, record) -> None:
+    row = future.result()
+    if row is not None:
+        record(row)
