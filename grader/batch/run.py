@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 LOG_TAIL_CHARS = 20_000
 # Environment variables the grading may see; everything else (tokens, cloud keys, the
 # instructor's MLFLOW_* settings) stays behind.
-PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "XDG_CACHE_HOME", "TZ")
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "XDG_CACHE_HOME", "TZ")
 
 
 @dataclass
@@ -67,9 +67,12 @@ class Interrupted(Exception):
         self.signum, self.written, self.left = signum, written, left
 
 
-def grading_env() -> dict[str, str]:
+def grading_env(temporary: Path) -> dict[str, str]:
+    """The hosts' environment. Their temporary files go in ``temporary``, inside the batch's
+    scratch folder: a host killed mid-way (Ctrl-C, a hung grading) leaves nothing elsewhere."""
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
-    env.update(MLFLOW_DISABLE_TELEMETRY="true", PYTHONDONTWRITEBYTECODE="1")
+    temporary.mkdir(exist_ok=True)
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(temporary))
     return env
 
 
@@ -265,7 +268,7 @@ def _run(options: Options, stop: threading.Event) -> tuple[Gradebook, list[Submi
     if todo:
         with scratch.batch_folder(scratch_parent()) as work_root, \
                 HostPool(work_root, min(max(1, options.workers), len(todo)), options.isolation,
-                         options.call_timeout, grading_env()) as hosts:
+                         options.call_timeout, grading_env(work_root / "tmp")) as hosts:
             _grade_all(todo, options, work_root, hosts, stop, lambda row: _record(row, gradebook, progress, finished))
     progress.close()
     return gradebook, todo, finished
