@@ -144,6 +144,8 @@ def grade_learner(submission: Submission, options: Options, work_root: Path, hos
         shutil.rmtree(private, ignore_errors=True)
     if row.status != "graded":
         results = failed_results(row, options.isolation)
+    if stats.get("sandbox"):  # how the learner was fenced in, graded or not
+        results["extra_data"].setdefault("sandbox", stats["sandbox"])
     results["extra_data"]["status"] = row.status
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "feedback.md").write_text(feedback.render(row, results if row.status == "graded" else None))
