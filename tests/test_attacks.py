@@ -87,14 +87,18 @@ def run_batch(tmp: Path, attacks: list[str], *, prefix: list[str] = ()) -> Batch
     # The batch's folders go in a folder of this test's, in shared memory as by default.
     shm_folder = Path("/dev/shm") / f"attacks-{uuid.uuid4().hex[:8]}"
     shm_folder.mkdir()
-    completed = subprocess.run(
-        [*prefix, sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "1",
-         "--seed", str(SEED), "--timeout", "300", "--call-timeout", str(CALL_TIMEOUT), "--isolation", "bwrap"],
-        cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, "TMPDIR": str(shm_folder)},
-    )
-    assert (out / "gradebook.csv").is_file(), completed.stdout + completed.stderr
-    with open(out / "gradebook.csv", newline="") as handle:
-        rows = {row["learner"]: row for row in csv.DictReader(handle)}
+    try:
+        completed = subprocess.run(
+            [*prefix, sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "1",
+             "--seed", str(SEED), "--timeout", "300", "--call-timeout", str(CALL_TIMEOUT), "--isolation", "bwrap"],
+            cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, "TMPDIR": str(shm_folder)},
+        )
+        assert (out / "gradebook.csv").is_file(), completed.stdout + completed.stderr
+        with open(out / "gradebook.csv", newline="") as handle:
+            rows = {row.get("learner"): row for row in csv.DictReader(handle)}
+    except BaseException:
+        tidy(Batch({}, out, "", shm_folder, canary))
+        raise
     return Batch(rows, out, completed.stderr, shm_folder, canary)
 
 
