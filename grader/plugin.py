@@ -117,30 +117,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _start_worker(config: pytest.Config) -> None:
     """Start the learner-side worker as early as possible, if any learner code will run."""
     state = config.stash[STATE]
-    # Kept stores outlive the session: those go to disk, not to memory.
-    scratch = Path(tempfile.mkdtemp(prefix="mlflow-kit-", dir=None if config.getoption("keep_stores") else scratch_parent()))
+    # In a warm grading host (grader/host/), its worker is lent to this grading, with the
+    # scratch folder its sandbox shows and how it fences the learner in.
+    lent = sandbox_client.LENT_WORKER
+    mode = config.getoption("isolation")
+    if lent is not None and lent.scratch is not None:
+        scratch = lent.scratch
+    else:  # kept stores outlive the session: those go to disk, not to memory
+        scratch = Path(tempfile.mkdtemp(prefix="mlflow-kit-", dir=None if config.getoption("keep_stores") else scratch_parent()))
+    # The grader's own folder, beside the scratch (a host gives one): never shown to learner code.
+    private = Path(tempfile.mkdtemp(prefix="mlflow-kit-grader-", dir=None if lent is not None else scratch.parent))
     sources = copy_sources(state["target"], scratch / "src")
-    template = template_path()
+    template = (lent and lent.template) or template_path()
     if not template.is_file():  # the first grading with this MLflow version makes it
         from grader.core.store import template_db
 
         template = template_db(scratch)
     timeout = config.getoption("call_timeout")
-    wrap, limits = isolation.settings(config.getoption("isolation"), scratch, template, timeout)
-    # In a warm grading host (grader/host/), its worker is lent to this grading.
-    sandbox = Sandbox(scratch, wrap=wrap, limits=limits, template=template, lent=sandbox_client.LENT_WORKER)
+    wrap, limits = isolation.settings(mode, scratch, template, timeout)
+    sandbox = Sandbox(scratch, wrap=wrap, limits=limits, template=template, lent=lent)
     if anything_attempted(sources):
         sandbox.start()
-    state["early"] = (scratch, sources, sandbox)
+    state["sandbox_facts"] = (lent and lent.sandbox) or isolation.facts(mode, fresh_per_learner=mode != "none")
+    state["early"] = (scratch, private, sources, sandbox)
 
 
 def _session(config: pytest.Config) -> "GradingSession":  # noqa: F821
     from grader.core.session import GradingSession
 
+    from grader.core.store import StoreFactory
+
     state = config.stash[STATE]
     if state["session"] is None:
-        scratch, sources, sandbox = state["early"]
-        stores = _tracking_server_stores(config, scratch)
+        scratch, private, sources, sandbox = state["early"]
+        stores = _tracking_server_stores(config, scratch) or StoreFactory(scratch, sandbox.template, private)
         state["session"] = GradingSession(sources, scratch, state["seed"], timeout=config.getoption("call_timeout"), sandbox=sandbox, stores=stores)
     return state["session"]
 
@@ -157,7 +167,7 @@ def _refuse_server_without_network(config: pytest.Config) -> None:
 def _start_tracking_server(config: pytest.Config) -> None:
     """Start the server now, if any learner code will run: it boots while checks are collected."""
     state = config.stash[STATE]
-    scratch, sources, _ = state["early"]
+    scratch, _, sources, _ = state["early"]
     if config.getoption("tracking_server") and anything_attempted(sources):
         from grader.core.tracking_server import TrackingServer
         from grader.core.store import template_db
@@ -293,7 +303,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = config.getoption("grade_json")
     if path:
         grade = _grade(config)
-        extra = {"target": str(state["target"]), "isolation": config.getoption("isolation")}
+        extra = {"target": str(state["target"]), "isolation": config.getoption("isolation"),
+                 "sandbox": state.get("sandbox_facts") or isolation.facts(config.getoption("isolation"))}
         if state["session"] is not None:
             extra["timing"] = state["session"].timing_report()
             extra["resources"] = state["session"].resource_report()
@@ -302,8 +313,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state["session"].close()
     _stop_tracking_server(config)  # once no scenario talks to it, before its folder goes
     if "early" in state:
-        scratch, _, sandbox = state["early"]
+        scratch, private, _, sandbox = state["early"]
         sandbox.close()
+        shutil.rmtree(private, ignore_errors=True)
         if not config.getoption("keep_stores"):
             shutil.rmtree(scratch, ignore_errors=True)
     os.environ.update(state["saved_env"])

@@ -12,7 +12,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from grader.core.read import (
-    assert_finished, assert_same_predictions, logged_model, logged_model_files, mlmodel, returned_run,
+    assert_finished, assert_same_predictions, has_file, logged_model, logged_model_files, mlmodel, returned_run,
     runs_in, signature_inputs,
 )
 
@@ -75,7 +75,7 @@ class Test_log_model:
         held = signature_inputs(spec)
         assert held == expected, f"the signature's inputs are {held}, expected {expected} (from X_example)"
         example = (spec.get("saved_input_example_info") or {}).get("artifact_path")
-        assert example and (files / example).is_file(), "the logged model has no input example: pass input_example=X_example"
+        assert example and has_file(store, files, example), "the logged model has no input example: pass input_example=X_example"
 
     def test_loads_and_predicts(self, scenario):
         uri = scenario.call.value()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +73,19 @@ def grade_many(jobs: list[tuple], tmp: Path, workers: int = 1) -> list[Graded]:
     with HostPool(tmp, min(workers, len(jobs)), "none", DEFAULT_CALL_TIMEOUT) as hosts, \
             ThreadPoolExecutor(len(hosts.hosts)) as pool:
         return list(pool.map(lambda job: run(hosts, job), enumerate(jobs)))
+
+
+def plant(snippet: Path, destination: Path, fill: dict[str, str]) -> None:
+    """A copy of the stubs (or solutions) with a snippet (tests/submissions/hostile/README.md)
+    appended to one module."""
+    text = snippet.read_text()
+    header = dict(line[2:].split(": ", 1) for line in text.splitlines() if line.startswith(("# base:", "# into:")))
+    shutil.copytree(REPO / header.get("base", "exercises").strip(), destination,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for placeholder, value in fill.items():
+        text = text.replace(placeholder, value)
+    with open(destination / f"{header['into'].strip()}.py", "a") as module:
+        module.write("\n\n" + text)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED
+from conftest import REPO, SEED, plant
 from grader.core import catalogue
 from grader.sandbox import isolation
 
@@ -50,18 +50,6 @@ class Batch:
 
     def messages(self, learner: str) -> str:
         return "\n".join(t["output"] for t in self.results(learner)["tests"]) + (self.out / learner / "feedback.md").read_text()
-
-
-def plant(snippet: Path, destination: Path, fill: dict[str, str]) -> None:
-    """A copy of the stubs (or solutions) with the hostile snippet appended to one module."""
-    text = snippet.read_text()
-    header = dict(line[2:].split(": ", 1) for line in text.splitlines() if line.startswith(("# base:", "# into:")))
-    shutil.copytree(REPO / header.get("base", "exercises").strip(), destination,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for placeholder, value in fill.items():
-        text = text.replace(placeholder, value)
-    with open(destination / f"{header['into'].strip()}.py", "a") as module:
-        module.write("\n\n" + text)
 
 
 def broken_entries(folder: Path) -> None:
@@ -187,6 +175,8 @@ HOSTILE_EXPECTED = {
     "writes_outside": "",
     "tracking_uri_elsewhere": "",
 }
+# Where learner code runs as a uid of its own, what it cannot do at all says so instead.
+REFUSED_WITH_A_UID_OF_ITS_OWN = {"kills_its_worker": "Operation not permitted"}
 # Pointing MLFLOW_TRACKING_URI elsewhere logs nothing where the grader looks; the one check
 # it can pass only compares the ids its two calls returned (as in a single grading).
 EARNED_AT_MOST = {"tracking_uri_elsewhere": 2}
@@ -199,7 +189,10 @@ def test_each_hostile_learner_earns_nothing_and_gets_a_clear_message(batch, lear
     earned = {key: score for key, score in exercise_scores(row).items() if score}
     assert int(row["score"]) <= EARNED_AT_MOST.get(learner, 0) and set(earned) <= {TARGET}, \
         f"{learner} earned {row['score']}: {earned}"
-    assert HOSTILE_EXPECTED[learner] in batch.messages(learner), batch.messages(learner)[:3000]
+    expected = HOSTILE_EXPECTED[learner]
+    if batch.results(learner)["extra_data"]["sandbox"]["uid"] == "separate":
+        expected = REFUSED_WITH_A_UID_OF_ITS_OWN.get(learner, expected)
+    assert expected in batch.messages(learner), batch.messages(learner)[:3000]
 
 
 def test_monkeypatching_the_grader_changes_nothing(batch):

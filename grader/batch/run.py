@@ -198,6 +198,8 @@ def _learner_files(row: Row, results: dict | None, log: str, source: Source | No
                    options: Options) -> dict[str, str]:
     if row.status != "graded" or results is None:
         results = failed_results(row, options.isolation)
+    if stats.get("sandbox"):  # how the learner was fenced in, graded or not
+        results["extra_data"].setdefault("sandbox", stats["sandbox"])
     results["extra_data"]["status"] = row.status
     facts = {"peak_rss_kb": stats.get("peak_rss_kb", 0), "peak_pss_kb": stats.get("peak_pss_kb", 0),
              "isolation": results["extra_data"].get("isolation"), "sandbox": results["extra_data"].get("sandbox")}

@@ -43,3 +43,8 @@ def descendants(root: int) -> list[int]:
 def live_members(group: int) -> list[int]:
     """Processes of a process group that still run (zombies, already dead, left out)."""
     return [pid for pid, fields in _processes().items() if int(fields[2]) == group and fields[0] != b"Z"]
+
+
+def children(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (zombies not yet reaped included)."""
+    return [pid for pid, fields in _processes().items() if int(fields[1]) == parent]

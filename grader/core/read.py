@@ -6,6 +6,7 @@ the grader never crashes on it and never reads outside the store.
 """
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
 
 from grader.core.store import Store
+from grader.sandbox import files
 
 MAX_ARTIFACT_BYTES = 2 * 1024 * 1024
 
@@ -70,22 +72,53 @@ def local_path(store: Store, uri: str) -> Path:
     return path
 
 
-def artifact(store: Store, run: Run, relative: str) -> Path:
-    """The path of a run artifact, which must exist."""
+class Artifact:
+    """A run's artifact file: read from the store without following a link, and only
+    while it is a regular file no larger than MAX_ARTIFACT_BYTES (learner code wrote it,
+    and may still be changing it)."""
+
+    def __init__(self, store: Store, path: Path, relative: str):
+        self.store, self.path, self.relative = store, path, relative
+
+    def read_bytes(self) -> bytes:
+        try:
+            return files.read_bytes(self.store.anchor, self.path, MAX_ARTIFACT_BYTES)
+        except OSError as error:
+            raise AssertionError(_unreadable(self.relative, error)) from None
+
+    def read_text(self, encoding: str = "utf-8", errors: str = "replace") -> str:
+        return self.read_bytes().decode(encoding, errors=errors)
+
+
+def _unreadable(relative: str, error: OSError) -> str:
+    if error.errno == errno.EFBIG:
+        return f"artifact {relative!r} is unexpectedly large"
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return f"artifact {relative!r} is missing"
+    return f"artifact {relative!r} points outside the store, or is not a file"
+
+
+def artifact(store: Store, run: Run, relative: str) -> Artifact:
+    """A run artifact, which must exist."""
     root = local_path(store, run.info.artifact_uri)
     path = root / relative
-    if not path.is_file():
-        listing = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    try:
+        files.open_regular(store.anchor, path, MAX_ARTIFACT_BYTES).close()
+    except OSError as error:
+        if error.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise AssertionError(_unreadable(relative, error)) from None
+        try:
+            listing = sorted(files.entries(store.anchor, root, files_only=True))
+        except OSError:
+            listing = []
         raise AssertionError(
             f"run {run.info.run_id} has no artifact {relative!r}; its artifacts are {listing or 'none'}"
-        )
-    assert store.contains(path.resolve()), f"artifact {relative!r} points outside the store"
-    assert path.stat().st_size <= MAX_ARTIFACT_BYTES, f"artifact {relative!r} is unexpectedly large"
-    return path
+        ) from None
+    return Artifact(store, path, relative)
 
 
 def artifact_text(store: Store, run: Run, relative: str) -> str:
-    return artifact(store, run, relative).read_text(encoding="utf-8", errors="replace")
+    return artifact(store, run, relative).read_text()
 
 
 def artifact_json(store: Store, run: Run, relative: str):
@@ -94,6 +127,11 @@ def artifact_json(store: Store, run: Run, relative: str):
         return json.loads(text)
     except ValueError:
         raise AssertionError(f"artifact {relative!r} is not valid JSON: {text[:200]!r}") from None
+
+
+def has_file(store: Store, folder: Path, relative: str) -> bool:
+    """Whether a model folder holds a regular file (a link counts as none)."""
+    return files.is_regular(store.anchor, folder / relative)
 
 
 def close(a: float, b: float, tolerance: float = 1e-9) -> bool:
@@ -105,10 +143,13 @@ def mlmodel(store: Store, folder: Path) -> dict:
     import yaml
 
     path = folder / "MLmodel"
-    assert path.is_file(), f"{folder} holds no MLmodel file, so it is not a model in MLflow format"
-    assert store.contains(path.resolve()) and path.stat().st_size <= MAX_ARTIFACT_BYTES, f"{path} is not a model file the grader can read"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = files.read_bytes(store.anchor, path, MAX_ARTIFACT_BYTES).decode("utf-8", errors="replace")
+    except OSError as error:
+        assert error.errno not in (errno.ENOENT, errno.ENOTDIR), f"{folder} holds no MLmodel file, so it is not a model in MLflow format"
+        raise AssertionError(f"{path} is not a model file the grader can read") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError:
         raise AssertionError(f"{path} is not valid YAML") from None
     assert isinstance(data, dict), f"{path} does not describe a model"

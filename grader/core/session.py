@@ -41,6 +41,8 @@ class GradingSession:
         stores: StoreFactory | None = None,
     ):
         self.sources = sources
+        # Read once, before any learner code runs: learner code can write the copy.
+        self.source_texts = {m.name: read_module(sources, m.name) for m in catalogue.load().modules}
         self.scratch = scratch
         self.seed = seed
         self.timeout = timeout
@@ -155,7 +157,7 @@ class Learner:
         return f"{self.module}.{self.function}"
 
     def source(self) -> str | None:
-        return read_module(self.session.sources, self.module)
+        return self.session.source_texts.get(self.module)
 
     def untouched(self) -> bool:
         source = self.source()
@@ -206,7 +208,7 @@ class Learner:
 
     def call(self, store: Store, *args, post: tuple = ("value",), **kwargs) -> CallResult:
         """Run the learner's function once, in a fresh process, against ``store``."""
-        if not (self.session.sources / f"{self.module}.py").is_file():
+        if self.source() is None:
             raise LearnerError(f"{self.module}.py is missing from the folder being graded.")
         request = self._request(
             store, kind="call", module=self.module, function=self.function,

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from grader.core import catalogue
+from grader.sandbox import files
 
 
 class TargetError(Exception):
@@ -27,10 +28,12 @@ def resolve_target(path: Path) -> Path:
 
 
 def copy_sources(folder: Path, destination: Path) -> Path:
-    """Learner modules are imported from a copy, so nothing is ever written beside them."""
-    destination.mkdir(parents=True)
+    """Learner modules are imported from a copy, so nothing is ever written beside them.
+    Regular files only: a link could name any file of the machine."""
+    files.make_shared_folder(destination)
     for source in folder.glob("*.py"):
-        shutil.copyfile(source, destination / source.name)
+        if source.is_file() and not source.is_symlink():
+            shutil.copyfile(source, destination / source.name)
     return destination
 
 

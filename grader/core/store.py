@@ -10,9 +10,9 @@ local server (grader/core/tracking_server.py); the checks see both through ``Sto
 """
 from __future__ import annotations
 
+import errno
 import itertools
 import os
-import shutil
 import sqlite3
 import tempfile
 import uuid
@@ -26,6 +26,7 @@ from urllib.request import url2pathname
 
 from importlib.metadata import version
 
+from grader.sandbox import files
 from grader.sandbox.speedups import speed_up_sqlite_stores
 
 
@@ -34,6 +35,8 @@ from grader.sandbox.speedups import speed_up_sqlite_stores
 # recently deleted ones); in memory it costs next to nothing.
 SHARED_MEMORY = "/dev/shm"
 SHARED_MEMORY_MIN_FREE = 1 << 30
+# The largest database Store.kept keeps aside for a call that may run again (in memory).
+MAX_KEPT_BYTES = 256 * 1024**2
 
 
 def scratch_parent() -> str | None:
@@ -92,10 +95,21 @@ def template_db(scratch: Path) -> Path:
 
 @dataclass
 class Store:
-    """One temporary MLflow store: ``root/mlflow.db`` and artifacts under ``root/mlruns``."""
+    """One temporary MLflow store: ``root/mlflow.db`` and artifacts under ``root/mlruns``.
+
+    Learner code writes in it, so the grader reaches its files only through
+    grader/sandbox/files.py, from ``scratch`` (the folder the sandbox shares, which learner
+    code cannot replace); ``private`` is a folder of the grader's alone on the same file
+    system, where a database being put back is written before it moves in."""
 
     root: Path
     extra_env: dict = field(default_factory=dict)
+    scratch: Path | None = None
+    private: Path | None = None
+
+    @property
+    def anchor(self) -> Path:
+        return self.scratch or self.root.parent
 
     @property
     def db(self) -> Path:
@@ -141,33 +155,72 @@ class Store:
         """Keep what the store holds now, for as long as the block runs; the callable puts
         it back, for a call that must run again from the same start (its worker died under
         it). The database comes back exactly and files added since go; a file changed in
-        place stays changed."""
-        saved = self.root.parent / f".{self.root.name}-{uuid.uuid4().hex[:8]}.db"
+        place stays changed. The copy is kept in memory, out of learner code's reach."""
         try:
-            shutil.copyfile(self.db, saved)
-        except OSError:  # an earlier call removed the database: nothing to put back
+            saved = files.read_bytes(self.anchor, self.db, MAX_KEPT_BYTES)
+            before = set(files.entries(self.anchor, self.root))
+        except OSError:  # an earlier call removed the database (or made it unusable): nothing to put back
             yield None
             return
-        before = set(_tree(self.root))
 
         def restore() -> None:
-            for suffix in ("-journal", "-wal", "-shm"):  # a killed writer's journal must not replay
-                Path(f"{self.db}{suffix}").unlink(missing_ok=True)
-            shutil.copyfile(saved, self.db)
-            for path in sorted(set(_tree(self.root)) - before, reverse=True):  # files before their folders
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+            folder = files.open_folder(self.anchor, self.root)
+            try:
+                for suffix in ("-journal", "-wal", "-shm"):  # a killed writer's journal must not replay
+                    files.remove(folder, f"{self.db.name}{suffix}")
+                self._put_back(folder, saved)
+                self._reconnect()
+                added = set(files.entries(self.anchor, self.root)) - before
+                for name in sorted(added):
+                    if os.path.dirname(name) not in added:  # a new folder goes whole
+                        self._remove(name)  # (what learner code made unreachable stays)
+            finally:
+                os.close(folder)
 
+        yield restore
+
+    def _put_back(self, folder: int, data: bytes) -> None:
+        """Replace the database by a copy of ``data``: written aside (in the private folder,
+        where learner code cannot write, when it is on the same file system), then renamed
+        over it (a rename replaces a link, never follows it)."""
+        aside = files.open_folder(self.private) if self.private else os.dup(folder)
         try:
-            yield restore
+            name = _write_aside(aside, data)
+            try:
+                os.rename(name, self.db.name, src_dir_fd=aside, dst_dir_fd=folder)
+            except OSError as error:
+                files.remove(aside, name)
+                if error.errno != errno.EXDEV:
+                    raise
+                os.rename(_write_aside(folder, data), self.db.name, src_dir_fd=folder, dst_dir_fd=folder)
         finally:
-            saved.unlink(missing_ok=True)
+            os.close(aside)
+
+    def _reconnect(self) -> None:
+        """The grader's client may hold connections to the database just replaced: they
+        close, and the next query opens the new one."""
+        client = self.__dict__.get("client")
+        if client is not None:
+            for sql_store in (client._tracking_client.store, client._get_registry_client().store):
+                sql_store.engine.dispose()
+
+    def _remove(self, relative: str) -> None:
+        try:
+            parent = files.open_folder(self.anchor, self.root / os.path.dirname(relative))
+        except OSError:
+            return
+        try:
+            files.remove(parent, os.path.basename(relative))
+        finally:
+            os.close(parent)
 
 
-def _tree(root: Path) -> list[Path]:
-    return [Path(folder, name) for folder, folders, files in os.walk(root) for name in folders + files]
+def _write_aside(folder: int, data: bytes) -> str:
+    """A new file of a fresh name in a folder (held open) holding ``data``; its name."""
+    name = f".restore-{uuid.uuid4().hex}"
+    with os.fdopen(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=folder), "wb") as handle:
+        handle.write(data)
+    return name
 
 
 def warm_up_client(template: Path) -> None:
@@ -196,23 +249,27 @@ def warm_up_client(template: Path) -> None:
         client.get_registered_model("warm-up")
         client.search_model_versions("name = 'warm-up'")
         client.delete_run(run.info.run_id)
-        for sql_store in (client._tracking_client.store, client._get_registry_client().store):
-            sql_store.engine.dispose()  # no open database handle is inherited by a fork
+        store._reconnect()  # no open database handle is inherited by a fork
 
 
 class StoreFactory:
-    """Hands out fresh stores under one scratch folder."""
+    """Hands out fresh stores under one scratch folder (``private``: see Store)."""
 
-    def __init__(self, scratch: Path, template: Path | None = None):
+    def __init__(self, scratch: Path, template: Path | None = None, private: Path | None = None):
         self.scratch = scratch
+        self.private = private
         self.template = template or template_db(scratch)
         self._numbers = itertools.count(1)
 
+    @cached_property
+    def _template_bytes(self) -> bytes:
+        return self.template.read_bytes()
+
     def new(self, label: str) -> Store:
-        root = self.scratch / f"store-{next(self._numbers):03d}-{label}"
-        root.mkdir(parents=True)
-        store = Store(root)
-        shutil.copyfile(self.template, store.db)
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        root = files.make_shared_folder(self.scratch / f"store-{next(self._numbers):03d}-{label}")
+        store = Store(root, scratch=self.scratch, private=self.private)
+        files.write_new(self.scratch, store.db, self._template_bytes)  # never through a name planted first
         with sqlite3.connect(store.db) as db:
             db.execute(
                 "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",

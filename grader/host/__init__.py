@@ -2,6 +2,8 @@
 warm worker, and a forked scoring process per grading.
 
 - ``server.py``  the host process (``python -I server.py ROOT ISOLATION CALL_TIMEOUT``).
+- ``slot.py``    its warm worker (a zygote that forks a sandbox per learner), and how it
+                 fences learners in (users, cgroups).
 - ``client.py``  ``Host``: start one, ask it to grade, stop it. Batch grading keeps one per
                  slot; a notebook keeps one per kernel.
 """

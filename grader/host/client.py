@@ -2,7 +2,8 @@
 
 ``Host(root, isolation, call_timeout).grade(args, cwd=..., log=..., timeout=...)`` runs
 ``pytest <args>`` in a scoring process the host forks, and returns the host's figures:
-{"exit", "timed_out", "seconds", "peak_rss_kb", "peak_pss_kb"}. A host that dies or stops
+{"exit", "timed_out", "seconds", "peak_rss_kb", "peak_pss_kb"}, and "sandbox": how the
+learner's code was fenced in (grader/sandbox/isolation.py's facts). A host that dies or stops
 answering costs the grading it was doing (the figures say exit None) and is replaced.
 """
 from __future__ import annotations

@@ -1,17 +1,25 @@
 """A warm grading host that grades learner after learner (a batch slot, a notebook kernel).
 
 ``python -I server.py ROOT ISOLATION CALL_TIMEOUT`` imports pytest, the grader, MLflow
-and scikit-learn once, and starts one sandboxed worker. Each request (a JSON line on
-stdin) grades one learner: the host forks, and the child runs ``pytest grader --target
-...`` with the warm worker lent to it, then exits. So every learner gets a fresh scoring
-process for the price of a fork, and nothing of one grading survives into the next.
+and scikit-learn once, and starts one warm worker, a zygote (grader/host/slot.py). Each
+request (a JSON line on stdin) grades one learner:
 
-Between learners the worker is reset (stray processes and its /tmp go), or replaced when
-the grading timed out, crashed or lost it. The host is a child subreaper: whatever a
-grading starts, even a process that escapes with setsid, is re-parented here and killed
-when that grading ends. It samples memory meanwhile, for the instructor's figures.
+1. the slot makes the learner's folders and cgroup, and the zygote forks the learner's
+   own worker into them, in a fresh sandbox (grader/sandbox/confine.py);
+2. the host forks the scoring process, ``pytest grader --target ...``, and lends it that
+   worker. When the host is root, the scoring process then runs as a user of its own:
+   the host hands it a copy of the submission and its results.json (open, by descriptor)
+   first, since the instructor's folders are out of that user's reach;
+3. when it ends, the learner's sandbox is ended at once (its cgroup, or its pid 1), and
+   so is everything else the grading started (the host is a child subreaper, and kills
+   what is re-parented to it); the learner's folders go.
 
-Reply, one JSON line: {"exit", "timed_out", "seconds", "peak_rss_kb", "peak_pss_kb"}.
+So every learner gets a fresh scoring process and a fresh sandbox for the price of a few
+forks, and nothing of one grading survives into the next. The host samples memory
+meanwhile, for the instructor's figures.
+
+Reply, one JSON line: {"exit", "timed_out", "seconds", "peak_rss_kb", "peak_pss_kb", "sandbox"}
+("sandbox": how the learner was fenced in, grader/sandbox/isolation.py's facts).
 """
 from __future__ import annotations
 
@@ -21,7 +29,6 @@ import importlib
 import json
 import os
 import select
-import shutil
 import signal
 import sys
 import tempfile
@@ -32,13 +39,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # run as a script: the grader package lives here
 
 from grader.core.processes import descendants  # noqa: E402
+from grader.host.slot import Learner, Slot, SlotError, become, scoring_view  # noqa: E402
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 SAMPLE_SECONDS = 0.5
-RESET_SECONDS = 20
-# What stays in a slot's folder from one learner to the next.
-KEPT_IN_SLOT = ("worker.log", "store-template-*.db")
 
 
 def _prctl(option: int, value: int) -> None:
@@ -96,93 +101,36 @@ def _reap_zombies(spare: int | None) -> None:
                 pass
 
 
-# ------------------------------------------------------------------ the slot's worker
-class SlotWorker:
-    """The warm sandboxed worker this slot lends to one grading after another."""
-
-    def __init__(self, root: Path, isolation_mode: str, call_timeout: float):
-        from grader.core.store import template_db
-        from grader.sandbox import isolation
-
-        self.root = root
-        self.template = template_db(root)
-        self.wrap, self.limits = isolation.settings(isolation_mode, root, self.template, call_timeout)
-        self.process = None
-        self._replies = b""
-        self.replace()
-
-    def replace(self) -> None:
-        from grader.sandbox.client import spawn_worker
-
-        self.stop()
-        self.process = spawn_worker(self.root, self.wrap, self.limits, self.template, long_lived=True)
-        self._replies = b""
-
-    def stop(self) -> None:
-        if self.process is not None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait()
-            self.process = None
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def lend(self):
-        from grader.sandbox.client import LentWorker
-
-        return LentWorker(self.process.pid, self.process.stdin.fileno(), self.process.stdout.fileno())
-
-    def reset(self) -> bool:
-        """Ask the worker to clean up after a learner; True once it says it is clean."""
-        try:
-            self.process.stdin.write(b'{"reset": true}\n')
-            self.process.stdin.flush()
-        except OSError:
-            return False
-        deadline = time.monotonic() + RESET_SECONDS
-        out = self.process.stdout.fileno()
-        while time.monotonic() < deadline:
-            while b"\n" in self._replies:  # late replies to the last grading's calls are dropped
-                line, self._replies = self._replies.split(b"\n", 1)
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    return False
-                if isinstance(message, dict) and "reset" in message:
-                    return message["reset"] is True
-            ready, _, _ = select.select([out], [], [], max(deadline - time.monotonic(), 0))
-            chunk = os.read(out, 65536) if ready else b""
-            if not chunk:
-                return False
-            self._replies += chunk
-        return False
-
-
 # ------------------------------------------------------------------ one learner
-def _grading_child(request: dict, worker: SlotWorker) -> None:
+def _grading_child(request: dict, slot: Slot, learner: Learner) -> None:
     """Runs in the forked child: the scoring process of one learner. Never returns."""
     code = 70
     try:
         os.setsid()
         die_with_parent()
-        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
         for stream in (sys.stdout, sys.stderr):  # the summary's marks, whatever the locale
             stream.reconfigure(encoding="utf-8", errors="replace")
         os.chdir(request["cwd"])
+        args = list(request["args"])
+        if slot.users is not None:
+            args = _hand_over(args, learner, slot.users)
+            scoring_view(slot.users, slot.root)
+            os.chdir(learner.private)
+            become(slot.users.scoring, slot.users.group)
+            os.umask(0o007)  # what it makes, its group (learner code) may use; no one else
+            os.environ["HOME"] = str(learner.private)
         import pytest
         from grader.sandbox import client
 
-        client.LENT_WORKER = worker.lend()
-        tempfile.tempdir = str(worker.root)  # the session's scratch, where the worker can see it
+        client.LENT_WORKER = slot.lend(learner)
+        tempfile.tempdir = str(learner.private)  # the grader's own folder, out of learner code's sight
         # The checks were imported before pytest could rewrite their asserts; their messages
         # say everything already, so pytest need not warn about it.
-        code = int(pytest.main(["-W", "ignore::pytest.PytestAssertRewriteWarning", *request["args"]]))
+        code = int(pytest.main(["-W", "ignore::pytest.PytestAssertRewriteWarning", *args]))
     except BaseException:  # noqa: BLE001 - report, then leave
         import traceback
 
@@ -193,14 +141,34 @@ def _grading_child(request: dict, worker: SlotWorker) -> None:
         os._exit(code)
 
 
-def _wait(pid: int, timeout: float, worker: SlotWorker) -> tuple[int | None, bool, int, int]:
+def _hand_over(args: list[str], learner: Learner, users) -> list[str]:
+    """The arguments for a scoring process that will run as ``users.scoring``: it gets a
+    copy of the submission in its own folder, and writes results.json through a
+    descriptor opened here (the instructor's folders stay closed to it)."""
+    from grader.core.source import TargetError, copy_sources, resolve_target
+
+    handed = list(args)
+    for index, (option, value) in enumerate(zip(args, args[1:])):
+        if option == "--target":
+            try:
+                handed[index + 1] = str(copy_sources(resolve_target(Path(value).absolute()), learner.private / "submission"))
+            except TargetError:
+                pass  # pytest will say what is wrong with it
+        elif option == "--grade-json":
+            results = os.open(Path(value).absolute(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            os.fchown(results, users.scoring, users.group)
+            handed[index + 1] = f"/proc/self/fd/{results}"
+    return handed
+
+
+def _wait(pid: int, timeout: float, slot: Slot) -> tuple[int | None, bool, int, int]:
     """(exit code, timed out, peak RSS of the scoring process, peak PSS of the grading)."""
     pidfd = os.pidfd_open(pid)
     deadline = time.monotonic() + timeout
     peak_pss, timed_out = 0, False
     try:
         while not select.select([pidfd], [], [], SAMPLE_SECONDS)[0]:
-            watched = [pid, *descendants(pid)] + ([worker.process.pid, *descendants(worker.process.pid)] if worker.alive() else [])
+            watched = [pid, *descendants(pid)] + ([slot.process.pid, *descendants(slot.process.pid)] if slot.alive() else [])
             peak_pss = max(peak_pss, proportional_kb(watched))
             if time.monotonic() > deadline:
                 timed_out = True
@@ -213,34 +181,31 @@ def _wait(pid: int, timeout: float, worker: SlotWorker) -> tuple[int | None, boo
     return code, timed_out, usage.ru_maxrss, peak_pss
 
 
-def _empty_slot(root: Path) -> None:
-    """Nothing the last learner's code wrote in the slot may meet the next learner."""
-    for entry in root.iterdir():
-        kept = entry.is_file() and not entry.is_symlink() and any(entry.match(p) for p in KEPT_IN_SLOT)
-        if not kept:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-
-
-def grade(request: dict, worker: SlotWorker) -> dict:
-    if not worker.alive():
-        worker.replace()
+def grade(request: dict, slot: Slot) -> dict:
     started = time.monotonic()
+    try:
+        learner = slot.open_learner()
+    except SlotError as error:
+        _note_in_log(request["log"], str(error))
+        return {"exit": None, "timed_out": False, "seconds": round(time.monotonic() - started, 2),
+                "peak_rss_kb": 0, "peak_pss_kb": 0, "sandbox": slot.facts}
     pid = os.fork()
     if pid == 0:
-        _grading_child(request, worker)
-    code, timed_out, peak_rss, peak_pss = _wait(pid, float(request["timeout"]), worker)
-    kill_all_below(os.getpid(), spare=worker.process.pid if worker.alive() else None)
-    # A grading that ended badly may have left the worker busy or broken: start afresh,
-    # once the slot's folder holds nothing the last learner's code left there.
-    clean = not timed_out and code in (0, 1) and worker.alive() and worker.reset()
-    _empty_slot(worker.root)
-    if not clean:
-        worker.replace()
+        _grading_child(request, slot, learner)
+    code, timed_out, peak_rss, peak_pss = _wait(pid, float(request["timeout"]), slot)
+    slot.close_learner(learner)
+    kill_all_below(os.getpid(), spare=slot.process.pid if slot.alive() else None)
+    slot.empty()
     return {"exit": code, "timed_out": timed_out, "seconds": round(time.monotonic() - started, 2),
-            "peak_rss_kb": peak_rss, "peak_pss_kb": peak_pss}
+            "peak_rss_kb": peak_rss, "peak_pss_kb": peak_pss, "sandbox": slot.facts_for(learner)}
+
+
+def _note_in_log(path: str, text: str) -> None:
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as log:
+            log.write(f"error: {text}\n")
+    except OSError:
+        pass
 
 
 def preload(template: Path) -> None:
@@ -266,17 +231,17 @@ def main(argv: list[str]) -> int:
     become_subreaper()
     die_with_parent()
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # before anything imports MLflow
-    worker = SlotWorker(root, isolation_mode, call_timeout)  # its imports overlap with ours
-    preload(worker.template)
+    slot = Slot(root, isolation_mode, call_timeout)  # its zygote's imports overlap with ours
+    preload(slot.template)
     replies = os.dup(1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray prints must not corrupt the replies
     try:
         for line in sys.stdin:
             if line.strip():
-                reply = grade(json.loads(line), worker)
+                reply = grade(json.loads(line), slot)
                 os.write(replies, (json.dumps(reply) + "\n").encode())
     finally:
-        worker.stop()
+        slot.stop()
         kill_all_below(os.getpid())
     return 0
 

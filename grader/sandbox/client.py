@@ -1,7 +1,8 @@
 """The grader's side of the sandbox: start the worker, send it calls, read what came back.
 
-Only plain data crosses back: ``result.json`` and ``.npy`` arrays read without pickle. The
-worker is restarted when it dies, so one crash costs one call, never the session.
+Only plain data crosses back: ``result.json`` and ``.npy`` arrays read without pickle, and
+without following a link (learner code can write the call folders: grader/sandbox/files.py).
+The worker is restarted when it dies, so one crash costs one call, never the session.
 """
 from __future__ import annotations
 
@@ -23,8 +24,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from grader.sandbox import files
+from grader.sandbox.cgroups import oom_kills
+
 WORKER = Path(__file__).resolve().with_name("worker.py")
 MAX_RESULT_BYTES = 1024 * 1024
+MAX_ARRAY_BYTES = 65 * 1024 * 1024  # the worker refuses to save larger ones
 OUTPUT_TAIL_BYTES = 4000
 # How long past its own deadline the worker may take to answer before we give up on it.
 WORKER_GRACE_SECONDS = 30
@@ -68,6 +73,7 @@ class CallResult:
 
     status: str  # ok | not_implemented | missing | error | bad_return | timeout | crashed
     call_dir: Path
+    root: Path | None = None  # the folder shared with learner code that holds call_dir
     value: Any = None
     type: str | None = None
     error: str | None = None
@@ -79,7 +85,8 @@ class CallResult:
 
     def array(self, name: str = "value") -> np.ndarray:
         if name not in self._arrays:
-            self._arrays[name] = np.load(self.call_dir / f"{name}.npy", allow_pickle=False)
+            with files.open_regular(self.root or self.call_dir, self.call_dir / f"{name}.npy", MAX_ARRAY_BYTES) as handle:
+                self._arrays[name] = np.load(handle, allow_pickle=False)
         return self._arrays[name]
 
 
@@ -105,12 +112,14 @@ class Sandbox:
         # answer a call of the one before, and that answer must match nothing here.
         self._ids = itertools.count(secrets.randbits(40) << 8)
         self._lock = threading.Lock()
-        # call id -> (future, call folder, the worker process it was sent to)
-        self._pending: dict[int, tuple[Future, Path, subprocess.Popen]] = {}
+        self._pending: dict[int, _Pending] = {}  # call id -> the call
         self._process: subprocess.Popen | None = None
         self.max_rss_kb = 0  # the largest peak resident memory of any call so far
         self._groups: dict[int, tuple[int, subprocess.Popen]] = {}  # call id -> (process group, worker)
         self._traffic = Traffic()
+        # Where the kernel counts out-of-memory kills of the learner's code (a grading host's cgroup).
+        self.memory_events: Path | None = lent.memory_events if lent is not None else None
+        self.memory_limit_mb: int | None = lent.memory_limit_mb if lent is not None else None
         if lent is not None:  # already warm: read its replies from now on
             self._process = lent
             threading.Thread(target=self._read_replies, args=(lent,), daemon=True).start()
@@ -123,6 +132,8 @@ class Sandbox:
 
     def _ensure_worker(self) -> "subprocess.Popen | LentWorker":
         if self._process is None or self._process.poll() is not None or getattr(self._process, "gone", False):
+            if isinstance(self._process, LentWorker) and not self._process.replaceable:
+                return self._process  # only its owner may start another: calls to it crash
             self._process = spawn_worker(self.scratch, self.wrap, self.limits, self.template)
             threading.Thread(target=self._read_replies, args=(self._process,), daemon=True).start()
         return self._process
@@ -130,6 +141,8 @@ class Sandbox:
     def _read_replies(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
             message = json.loads(line)
+            if "ended" in message:
+                break  # a lent worker's end, said by the zygote that holds its pipe
             if "started" in message:
                 if not self.wrap:  # a wrapper's pids live in its own namespace (and die with it)
                     with self._lock:
@@ -138,21 +151,22 @@ class Sandbox:
             if "id" not in message:
                 continue  # the ready banner
             with self._lock:
-                future, call_dir, _ = self._pending.pop(message["id"], (None, None, None))
+                call = self._pending.pop(message["id"], None)
                 self._groups.pop(message["id"], None)
-            if future is not None:
+            if call is not None:
                 self.max_rss_kb = max(self.max_rss_kb, message.get("max_rss_kb") or 0)
-                future.set_result(_read_result(call_dir, message))
+                out_of_memory = message["signal"] == signal.SIGKILL and self._oom_kills() > call.oom_kills
+                call.future.set_result(_read_result(self.scratch, call.call_dir, message, self._memory_note(out_of_memory),
+                                                    self.limits.get("fsize")))
         # This worker is gone: every call still waiting on it crashed with it, and must not
         # outlive it. (A new worker may already be serving other calls: leave those be.)
         process.gone = True  # its exit may not be reaped yet: never send it another call
         self._kill_running_calls(process)
         with self._lock:
-            orphans = [(call_id, entry) for call_id, entry in self._pending.items() if entry[2] is process]
-            for call_id, _ in orphans:
-                del self._pending[call_id]
-        for _, (future, call_dir, _) in orphans:
-            future.set_result(CallResult("crashed", call_dir, error=WORKER_DIED))
+            orphans = [call_id for call_id, call in self._pending.items() if call.process is process]
+            orphans = [self._pending.pop(call_id) for call_id in orphans]
+        for call in orphans:
+            call.future.set_result(CallResult("crashed", call.call_dir, error=WORKER_DIED))
 
     def _kill_running_calls(self, process: subprocess.Popen | None = None) -> None:
         """End the process groups of calls still running (on one worker, or on any)."""
@@ -180,17 +194,18 @@ class Sandbox:
     def submit(self, request: dict, timeout: float) -> Future:
         """Send one request; the future resolves to its CallResult."""
         call_id = next(self._ids)
-        call_dir = self.scratch / f"call-{call_id}"
-        call_dir.mkdir()
-        with open(call_dir / "request.pkl", "wb") as handle:
-            pickle.dump(request, handle)
+        call_dir = files.make_shared_folder(self.scratch / f"call-{call_id}")
+        files.write_new(self.scratch, call_dir / "request.pkl", pickle.dumps(request))
         future: Future = Future()
+        kills_before = self._oom_kills()
         with self._lock:
             process = self._ensure_worker()
-            self._pending[call_id] = (future, call_dir, process)
+            self._pending[call_id] = _Pending(future, call_dir, process, kills_before)
             line = json.dumps({"id": call_id, "dir": str(call_dir), "timeout": timeout}) + "\n"
             for attempt in range(2):  # a worker that died a moment ago is replaced once
                 try:
+                    if getattr(process, "gone", False):
+                        raise BrokenPipeError
                     process.stdin.write(line.encode())
                     process.stdin.flush()
                     break
@@ -198,7 +213,7 @@ class Sandbox:
                     process.gone = True
                     if attempt == 0:
                         process = self._ensure_worker()
-                        self._pending[call_id] = (future, call_dir, process)
+                        self._pending[call_id].process = process
             else:
                 self._pending.pop(call_id)
                 future.set_result(CallResult("crashed", call_dir, error=WORKER_DIED))
@@ -229,29 +244,80 @@ class Sandbox:
     def _restart(self) -> None:
         with self._lock:
             if self._process is not None and self._process.poll() is None:
-                os.killpg(self._process.pid, signal.SIGKILL)
+                if not isinstance(self._process, LentWorker):  # a lent one is its owner's to end
+                    os.killpg(self._process.pid, signal.SIGKILL)
                 self._process.gone = True
+
+    # -- out of memory
+    def _oom_kills(self) -> int:
+        """How often the kernel has ended a process of this learner's for its memory limit
+        (a grading host's cgroup counts it: it ends the largest process with SIGKILL)."""
+        return oom_kills(self.memory_events) if self.memory_events else 0
+
+    def _memory_note(self, out_of_memory: bool) -> str | None:
+        if not out_of_memory:
+            return None
+        return (f"it ran out of memory (MemoryError): all of a learner's processes together may use "
+                f"{self.memory_limit_mb} MB, and the kernel stopped the largest one")
+
+
+@dataclass
+class _Pending:
+    """A call sent to the worker, not answered yet."""
+
+    future: Future
+    call_dir: Path
+    process: "subprocess.Popen | LentWorker"  # the worker it was sent to
+    oom_kills: int  # the learner's out-of-memory kills before it started
 
 
 def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Path | None,
-                 long_lived: bool = False) -> subprocess.Popen:
+                 long_lived: bool = False, zygote: bool = False) -> subprocess.Popen:
     """Start a worker (in its own session, so its whole process group can be ended). A
     long-lived one (a grading host's) first moves its heap to huge pages: that costs
-    a moment once, and makes each of its many forks cheaper."""
-    with open(_open_log(scratch / "worker.log"), "ab") as log:
-        return subprocess.Popen(
-            [*wrap, sys.executable, "-I", str(WORKER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            cwd=scratch,
-            env=clean_environment({
-                "GRADER_CHILD_LIMITS": json.dumps(limits),
-                "GRADER_STORE_TEMPLATE": str(template or ""),
-                "GRADER_HUGE_PAGES": "1" if long_lived else "",
-            }),
-            start_new_session=True,
-        )
+    a moment once, and makes each of its many forks cheaper. A zygote forks a worker per
+    learner instead of serving calls (worker.py); ``.zygote_pid`` is its pid, learned
+    from bubblewrap when it wraps it."""
+    info_read, info_write = os.pipe() if wrap and zygote else (None, None)
+    info = ["--info-fd", str(info_write)] if info_write is not None else []
+    try:
+        with open(_open_log(scratch / "worker.log"), "ab") as log:
+            process = subprocess.Popen(
+                [*wrap[:1], *info, *wrap[1:], sys.executable, "-I", str(WORKER)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=scratch,
+                env=clean_environment({
+                    "GRADER_CHILD_LIMITS": json.dumps(limits),
+                    "GRADER_STORE_TEMPLATE": str(template or ""),
+                    "GRADER_HUGE_PAGES": "1" if long_lived else "",
+                    "GRADER_ZYGOTE": "1" if zygote else "",
+                }),
+                start_new_session=True,
+                pass_fds=[info_write] if info else [],
+            )
+    finally:
+        if info_write is not None:
+            os.close(info_write)
+    process.zygote_pid = _sandboxed_pid(info_read) if info else process.pid
+    if info_read is not None:
+        os.close(info_read)
+    return process
+
+
+def _sandboxed_pid(info: int) -> int | None:
+    """The pid of bubblewrap's child (the sandbox's pid 1), from what it writes to --info-fd."""
+    text = b""
+    while not text.rstrip().endswith(b"}"):
+        chunk = os.read(info, 4096)
+        if not chunk:
+            break
+        text += chunk
+    try:
+        return int(json.loads(text)["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _open_log(path: Path) -> int:
@@ -267,16 +333,27 @@ def _open_log(path: Path) -> int:
         return os.open(path, flags, 0o600)
 
 
+@dataclass
 class LentWorker:
     """A warm worker that another process started and lends to this grading: a batch slot
-    keeps one worker for learner after learner. Only the borrower talks to it meanwhile;
-    it cannot reap it, so it learns of its death from the closed pipe."""
+    forks one for each learner. Only the borrower talks to it meanwhile; it cannot reap
+    it, so it learns of its death from the closed pipe. The slot also says where this
+    grading's scratch folder is (the one folder the worker's sandbox shows), how the
+    learner is fenced in, and where the kernel counts the learner's out-of-memory kills."""
 
-    def __init__(self, pid: int, stdin_fd: int, stdout_fd: int):
-        self.pid = pid
-        self.stdin = os.fdopen(stdin_fd, "wb", closefd=False)
-        self.stdout = os.fdopen(stdout_fd, "rb", closefd=False)
-        self.gone = False
+    stdin_fd: int
+    stdout_fd: int
+    scratch: Path | None = None
+    template: Path | None = None
+    sandbox: dict | None = None  # isolation.facts, for results.json
+    memory_events: Path | None = None
+    memory_limit_mb: int | None = None
+    replaceable: bool = True  # whether the borrower may start a worker of its own should it die
+    gone: bool = False
+
+    def __post_init__(self):
+        self.stdin = os.fdopen(self.stdin_fd, "wb", closefd=False)
+        self.stdout = os.fdopen(self.stdout_fd, "rb", closefd=False)
 
     def poll(self) -> int | None:
         return -1 if self.gone else None
@@ -286,18 +363,16 @@ class LentWorker:
 LENT_WORKER: LentWorker | None = None
 
 
-def _read_result(call_dir: Path, reply: dict) -> CallResult:
-    output = _tail(call_dir / "output.txt")
-    common = dict(seconds=reply["seconds"], max_rss_kb=reply["max_rss_kb"], output=output)
+def _read_result(root: Path, call_dir: Path, reply: dict, memory_note: str | None = None,
+                 file_limit: int | None = None) -> CallResult:
+    output = _tail(root, call_dir / "output.txt")
+    common = dict(root=root, seconds=reply["seconds"], max_rss_kb=reply["max_rss_kb"], output=output)
     if reply["timed_out"]:
         return CallResult("timeout", call_dir, **common)
-    result_file = call_dir / "result.json"
-    if reply["exit"] != 0 or not result_file.is_file():
-        return CallResult("crashed", call_dir, error=_describe_exit(reply), **common)
-    if result_file.stat().st_size > MAX_RESULT_BYTES:
-        return CallResult("bad_return", call_dir, error="the return value is far too large", **common)
+    if reply["exit"] != 0:
+        return CallResult("crashed", call_dir, error=memory_note or _describe_exit(reply, root, call_dir, file_limit), **common)
     try:
-        data = json.loads(result_file.read_text(encoding="utf-8"))
+        data = json.loads(files.read_bytes(root, call_dir / "result.json", MAX_RESULT_BYTES))
         return CallResult(
             str(data["status"]),
             call_dir,
@@ -307,16 +382,20 @@ def _read_result(call_dir: Path, reply: dict) -> CallResult:
             active_run=data.get("active_run"),
             **common,
         )
+    except OSError as error:
+        if error.errno == errno.EFBIG:
+            return CallResult("bad_return", call_dir, error="the return value is far too large", **common)
+        return CallResult("crashed", call_dir, error=_describe_exit(reply, root, call_dir, file_limit), **common)
     except (ValueError, KeyError, TypeError):
         return CallResult("crashed", call_dir, error="the call left an unreadable result", **common)
 
 
-def _describe_exit(reply: dict) -> str:
+def _describe_exit(reply: dict, root: Path, call_dir: Path, file_limit: int | None) -> str:
     if reply["signal"] is not None:
         name = signal.Signals(reply["signal"]).name
         why = {
             "SIGKILL": " (killed: out of memory, or a limit was reached)",
-            "SIGXFSZ": " (it wrote a file larger than allowed)",
+            "SIGXFSZ": f" ({_too_large(root, call_dir, file_limit)})",
             "SIGXCPU": " (it used more CPU time than allowed)",
             "SIGSEGV": " (a segmentation fault)",
         }.get(name, "")
@@ -324,13 +403,21 @@ def _describe_exit(reply: dict) -> str:
     return f"the process exited with code {reply['exit']} before returning (os._exit or a crash)"
 
 
-def _tail(path: Path) -> str:
+def _too_large(root: Path, call_dir: Path, file_limit: int | None) -> str:
+    """What reached the size limit of a file: what the call printed, or a file it wrote."""
+    if not file_limit:
+        return "it wrote a file larger than allowed"
+    megabytes = f"{file_limit / 1024**2:g} MB"
+    printed = files.size(root, call_dir / "output.txt") or 0
+    if printed >= file_limit:
+        return f"it printed more than {megabytes}, the most a call may print"
+    return f"it wrote a file larger than {megabytes}, the most a call may write"
+
+
+def _tail(root: Path, path: Path) -> str:
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - OUTPUT_TAIL_BYTES))
-            text = handle.read().decode("utf-8", errors="replace")
+        data, size = files.tail(root, path, OUTPUT_TAIL_BYTES)
     except OSError:
         return ""
+    text = data.decode("utf-8", errors="replace")
     return ("…" + text) if size > OUTPUT_TAIL_BYTES else text

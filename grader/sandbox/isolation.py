@@ -10,6 +10,11 @@ Three levels, chosen with ``pytest grader --isolation``:
               the Python installation, the worker script and the session's scratch folder
               (the only writable place), no network, a private pid namespace that dies
               with the grader, and the limits above.
+
+A grading host (batch slots) fences each learner in further (grader/host/server.py): a
+fresh sandbox per learner (confine.py), a cgroup per learner (cgroups.py) and, when the
+host runs as root, users of their own for the scoring process and for learner code. What
+a learner got is recorded as ``facts`` in its results.json.
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from dataclasses import dataclass
 
 from grader.sandbox.client import WORKER
 
@@ -30,6 +37,29 @@ ADDRESS_SPACE_BYTES = 4 * 1024**3
 FILE_SIZE_BYTES = 64 * 1024**2  # also caps output.txt: a stdout flood ends the call
 TMPFS_BYTES = 256 * 1024**2
 PROCESSES_PER_CALL = 256  # on top of what the user already runs (RLIMIT_NPROC is per user)
+# Per learner, in a grading host: all of a learner's processes together, its files in
+# memory (tmpfs, shared memory) included, where cgroups are available.
+MEMORY_PER_LEARNER_BYTES = 1536 * 1024**2
+PROCESSES_PER_LEARNER = 512
+SHM_BYTES = 64 * 1024**2
+# The learner uid's processes on the whole machine (all slots), when it is a uid of its own.
+LEARNER_UID_PROCESSES = 2048
+
+
+@dataclass(frozen=True)
+class Users:
+    """A root grading host's users, ids no account has: the scoring process runs as
+    ``scoring``, learner code as ``learner``; both are in ``group``, which owns what they
+    share. Learner code can then neither signal the grader's processes nor remove or
+    replace a file the grader made."""
+
+    scoring: int = 3_900_000_001
+    learner: int = 3_900_000_002
+    group: int = 3_900_000_000
+
+    def env(self) -> dict[str, str]:
+        """Names for code that asks who it runs as (MLflow records the user of a run)."""
+        return {"USER": "learner", "LOGNAME": "learner"}
 
 # What Python and the libraries it loads need from /etc, when present.
 ETC_FILES = ("passwd", "group", "nsswitch.conf", "localtime", "ld.so.cache", "ld.so.conf",
@@ -64,19 +94,19 @@ def _owner(path: str) -> int | None:
         return None
 
 
-def call_limits(call_timeout: float) -> dict[str, int]:
+def call_limits(call_timeout: float, users: Users | None = None) -> dict[str, int]:
     """rlimits for one learner call. CPU gets a margin over the wall-clock limit because
     the wall clock is what ends a call; the CPU cap only stops a spinning orphan."""
     return {
         "as": ADDRESS_SPACE_BYTES,
         "cpu": int(call_timeout * 2) + 10,
         "fsize": FILE_SIZE_BYTES,
-        "nproc": _user_processes() + PROCESSES_PER_CALL,
+        "nproc": LEARNER_UID_PROCESSES if users else _user_processes() + PROCESSES_PER_CALL,
         "core": 0,
     }
 
 
-def _python_roots() -> list[str]:
+def python_roots() -> list[str]:
     """The folders of the Python installation and its packages, outermost only."""
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
     roots |= {p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p}
@@ -87,14 +117,27 @@ def _python_roots() -> list[str]:
     return kept
 
 
-def bwrap_command(scratch: Path, template: Path | None) -> list[str]:
-    """The bubblewrap command line put in front of ``python -I worker.py``."""
+def bwrap_command(scratch: Path, template: Path | None, *, zygote: bool = False,
+                  users: Users | None = None) -> list[str]:
+    """The bubblewrap command line put in front of ``python -I worker.py``. A zygote (a
+    grading host's) keeps the capabilities it needs to build each learner's sandbox: in a
+    user namespace of its own; or, with separate users (root), without one (a user
+    namespace maps a single uid), keeping only what it needs."""
     scratch = scratch.resolve()
     # --cap-drop ALL: run by root, the sandbox would otherwise keep capabilities (such as
     # mounting over the read-only binds). /tmp is memory: its size is capped.
-    command = ["bwrap", "--cap-drop", "ALL", "--unshare-all", "--unshare-net", "--unshare-pid",
-               "--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev",
-               "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
+    if users is not None:
+        command = ["bwrap", "--cap-drop", "ALL", *_capabilities(ZYGOTE_CAPABILITIES),
+                   "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    elif zygote:
+        command = ["bwrap", "--unshare-all", "--unshare-user", "--unshare-net", "--unshare-pid",
+                   "--cap-drop", "ALL", *_capabilities(("CAP_SYS_ADMIN", "CAP_SETPCAP"))]
+    else:
+        command = ["bwrap", "--cap-drop", "ALL", "--unshare-all", "--unshare-net", "--unshare-pid"]
+    command += ["--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev",
+                "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
+    if zygote:
+        command += ["--as-pid-1"]  # so the host knows its pid (bwrap's --info-fd), and all dies with it
     for system in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(system):
             command += ["--symlink", os.readlink(system), system]
@@ -103,19 +146,43 @@ def bwrap_command(scratch: Path, template: Path | None) -> list[str]:
     for name in ETC_FILES:
         if os.path.exists(f"/etc/{name}"):
             command += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-    for root in _python_roots():
-        if not root.startswith(("/usr/", "/lib")):
-            command += ["--ro-bind", root, root]
-    # The worker's two scripts alone, not the grader package, the solutions or the kit.
-    for script in (WORKER, WORKER.with_name("speedups.py")):
-        command += ["--ro-bind", str(script), str(script)]
+    binds = [root for root in python_roots() if not root.startswith(("/usr/", "/lib"))]
+    # The worker's scripts alone, not the grader package, the solutions or the kit.
+    binds += [str(script) for script in WORKER_SCRIPTS]
     if template is not None and not template.resolve().is_relative_to(scratch):
-        command += ["--ro-bind", str(template.resolve()), str(template.resolve())]
+        binds.append(str(template.resolve()))
+    # The folders leading to them are made passable: bubblewrap would copy the host's
+    # modes, and a 0700 home (holding Python, say) would shut learner code out.
+    command += [argument for folder in _leading_folders([*binds, str(scratch)])
+                for argument in ("--perms", "0755", "--dir", folder)]
+    for path in binds:
+        command += ["--ro-bind", path, path]
     command += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch),
-                "--setenv", "HOME", str(scratch), "--setenv", "TMPDIR", "/tmp",
-                # Only inside a pid namespace of its own may the worker end stray processes.
-                "--setenv", "GRADER_SWEEP_STRAYS", "1"]
+                "--setenv", "HOME", str(scratch), "--setenv", "TMPDIR", "/tmp"]
+    if not zygote:  # only inside a pid namespace of its own may the worker end stray processes
+        command += ["--setenv", "GRADER_SWEEP_STRAYS", "1"]
     return command
+
+
+def _leading_folders(paths: list[str]) -> list[str]:
+    """Every folder on the way to ``paths`` (outermost first), but / and the system's own."""
+    folders: dict[str, None] = {}
+    for path in paths:
+        parts = Path(path).parts[1:-1]
+        for n in range(1, len(parts) + 1):
+            folders["/" + "/".join(parts[:n])] = None
+    return [f for f in folders if not f.startswith(("/usr", "/lib", "/bin", "/sbin", "/etc", "/proc"))
+            and f not in ("/dev", "/dev/shm", "/tmp")]
+
+
+WORKER_SCRIPTS = (WORKER, WORKER.with_name("speedups.py"), WORKER.with_name("confine.py"))
+# A root zygote's: building sandboxes (SYS_ADMIN), starting calls as the learner (SETUID,
+# SETGID), ending them (KILL), and dropping the first two for good once built (SETPCAP).
+ZYGOTE_CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SETPCAP")
+
+
+def _capabilities(names) -> list[str]:
+    return [argument for name in names for argument in ("--cap-add", name)]
 
 
 def settings(mode: str, scratch: Path, template: Path | None, call_timeout: float) -> tuple[list[str], dict]:
@@ -126,3 +193,31 @@ def settings(mode: str, scratch: Path, template: Path | None, call_timeout: floa
         return [], {}
     wrap = bwrap_command(scratch, template) if mode == "bwrap" else []
     return wrap, call_limits(call_timeout)
+
+
+def zygote_settings(mode: str, root: Path, template: Path | None, call_timeout: float,
+                    users: Users | None) -> tuple[list[str], dict]:
+    """(wrap, limits) for a grading host's zygote, which forks a sandbox per learner."""
+    if mode == "none":
+        return [], {}
+    wrap = bwrap_command(root, template, zygote=True, users=users) if mode == "bwrap" else []
+    return wrap, call_limits(call_timeout, users)
+
+
+NAMESPACES = ["pid", "ipc", "mount", "net", "uts"]
+
+
+def facts(mode: str, *, cgroup: str = "none", users: Users | None = None, fresh_per_learner: bool = False,
+          notes: list[str] | None = None) -> dict:
+    """How a learner's code was fenced in, as recorded in its results.json."""
+    limited = cgroup != "none"
+    return {
+        "mode": mode,
+        "cgroup": cgroup,
+        "memory_limit_mb": MEMORY_PER_LEARNER_BYTES // 1024**2 if limited else None,
+        "pids_limit": PROCESSES_PER_LEARNER if limited else None,
+        "uid": "separate" if users else "shared",
+        "namespaces": NAMESPACES if mode == "bwrap" else [],
+        "fresh_per_learner": fresh_per_learner,
+        **({"notes": notes} if notes else {}),
+    }

@@ -9,12 +9,19 @@ runs, autologging, tracking URI), so nothing leaks from one check into the next.
 Protocol (one JSON object a line):
   stdin   {"id": 7, "dir": "/tmp/.../call-7", "timeout": 60}
   stdout  {"id": 7, "exit": 0, "signal": null, "timed_out": false, "seconds": 0.4, "max_rss_kb": ...}
-The call folder holds ``request.pkl``, written by the grader (trusted, so unpickling it here
-is fine). The child writes ``output.txt`` (its stdout and stderr), ``result.json`` and
+The call folder holds ``request.pkl``, written by the grader; the child unpickles it only
+once it runs with the learner's rights (so a forged one could do nothing learner code
+cannot). The child writes ``output.txt`` (its stdout and stderr), ``result.json`` and
 ``*.npy`` arrays. Nothing crossing back to the grader is a pickle.
 
-This file imports nothing from the grader package: in batch grading it and speedups.py
-beside it are the only grader code the sandbox can see.
+A grading host's worker (``GRADER_ZYGOTE=1``) serves no call itself: it is the warm parent
+of one worker per learner, each in a sandbox of its own (confine.py):
+  stdin   {"learner": {"token": "ab12", "scratch": "/dev/shm/.../learner-1", ...}}
+  stdout  {"ready": true, "learner": "ab12", ...}   that learner's worker, serving calls
+          {"ended": "ab12", "status": 9}             once it is gone (the host ends it)
+
+This file imports nothing from the grader package: in batch grading it and the modules
+beside it that it loads (speedups.py, confine.py) are the only grader code the sandbox sees.
 """
 from __future__ import annotations
 
@@ -29,7 +36,6 @@ import resource
 import select
 import shutil
 import signal
-import stat
 import sys
 import tempfile
 import time
@@ -49,6 +55,7 @@ def _load_beside(name: str):
 
 _speedups = _load_beside("speedups")
 _speedups.one_blas_thread()
+_confine = _load_beside("confine")
 
 import warnings  # noqa: E402
 
@@ -285,12 +292,18 @@ def _run(request: dict, call_dir: str) -> dict:
     return result
 
 
-def child_main(call_dir: str, limits: dict) -> None:
+def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int] | None) -> None:
     """Runs in the forked child: never returns."""
     code = 0
     try:
         os.setsid()  # its own process group, so everything it starts can be killed at once
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; a file over the limit must end the call
+        if confined:  # from here on, no more rights than the learner's code will have
+            _confine.become_learner(user)
+        else:
+            _set_dumpable(True)  # the learner's process is an ordinary one; only the server is shielded
+        if user is not None:
+            os.umask(0o002)  # the grader (the group's other member) may clean up after the call
         _apply_limits(limits)
         output = os.open(os.path.join(call_dir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
@@ -299,7 +312,7 @@ def child_main(call_dir: str, limits: dict) -> None:
         os.close(output)
         os.closerange(3, 1 << 16)  # the protocol pipe and other calls' handles stay with the server
         with open(os.path.join(call_dir, "request.pkl"), "rb") as handle:
-            request = pickle.load(handle)  # written by the grader, not by learner code
+            request = pickle.load(handle)
         for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
             del os.environ[key]
         os.environ.update(request["env"])
@@ -307,7 +320,6 @@ def child_main(call_dir: str, limits: dict) -> None:
         os.environ["TMPDIR"] = os.path.join(call_dir, "tmp")
         os.mkdir(os.environ["TMPDIR"])
         tempfile.tempdir = None
-        _set_dumpable(True)  # the learner's process is an ordinary one; only the server is shielded
         os.chdir(request["cwd"])
         if request.get("src"):
             sys.path.insert(0, request["src"])
@@ -336,34 +348,6 @@ def _set_dumpable(dumpable: bool) -> None:
         pass
 
 
-def _empty_folder(folder: str) -> bool:
-    """Remove everything in ``folder`` that lies on its own file system (the sandbox's
-    /tmp), even what a learner made hard to remove. Folders bound into it from outside (the
-    session's scratch may be one) are another file system: they, and the folders leading
-    to them, stay. True when nothing else is left."""
-    device = os.lstat(folder).st_dev
-    return all([_remove(entry.path, device) for entry in os.scandir(folder)])
-
-
-def _remove(path: str, device: int) -> bool:
-    try:
-        info = os.lstat(path)
-        if info.st_dev != device:
-            return True  # a mount point: not ours to empty
-        if not stat.S_ISDIR(info.st_mode):
-            os.remove(path)
-            return True
-        os.chmod(path, 0o700)
-        emptied = all([_remove(entry.path, device) for entry in os.scandir(path)])
-        try:
-            os.rmdir(path)
-        except OSError:
-            pass  # it leads to a mount point
-        return emptied
-    except OSError:
-        return False
-
-
 def _apply_limits(limits: dict) -> None:
     for name, value in limits.items():
         which = getattr(resource, f"RLIMIT_{name.upper()}")
@@ -373,12 +357,15 @@ def _apply_limits(limits: dict) -> None:
 # ------------------------------------------------------------------ stray processes
 # Set by the bubblewrap sandbox only: there the worker's pid namespace holds nothing but
 # the worker and learner processes, so anything outside a running call is a leftover.
+# (A learner's worker in a grading host has a pid namespace of its own: it sweeps too.)
 SWEEP_STRAYS = os.environ.pop("GRADER_SWEEP_STRAYS", "") == "1"
 
 
 def sweep_strays(running_calls: set[int]) -> None:
     """Kill processes a finished call left behind, even those that escaped its process
-    group with setsid. A running call's processes keep its session id (the child's pid)."""
+    group with setsid. A running call's processes keep its session id (the child's pid).
+    Strays whose parents died became this worker's children (it is the namespace's pid 1,
+    or a subreaper): what is dead of them is reaped."""
     keep_sessions = running_calls | {os.getsid(0)}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in (1, os.getpid()):
@@ -388,19 +375,29 @@ def sweep_strays(running_calls: set[int]) -> None:
                 fields = handle.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue  # already gone
-        session = int(fields[3])
+        state, parent, session = fields[0], int(fields[1]), int(fields[3])
         if session not in keep_sessions:
             try:
                 os.kill(int(entry), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        if state == b"Z" and parent == os.getpid() and int(entry) not in running_calls:
+            try:
+                os.waitpid(int(entry), os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 # ------------------------------------------------------------------ the fork server
 class Server:
-    def __init__(self, protocol_out: int, default_limits: dict):
+    def __init__(self, protocol_out: int, default_limits: dict, *, sweep: bool = SWEEP_STRAYS,
+                 user: tuple[int, int] | None = None, banner: dict | None = None):
         self.out = protocol_out
         self.default_limits = default_limits
+        self.sweep = sweep
+        self.confined = bool(default_limits)  # limits mean learner code is not trusted
+        self.user = user
+        self.banner = banner or {}
         self.running: dict[int, dict] = {}  # pidfd -> call
 
     def reply(self, message: dict) -> None:
@@ -410,7 +407,7 @@ class Server:
         limits = {**self.default_limits, **request.get("limits", {})}
         pid = os.fork()
         if pid == 0:
-            child_main(request["dir"], limits)
+            child_main(request["dir"], limits, self.confined, self.user)
         self.running[os.pidfd_open(pid)] = {
             "id": request["id"],
             "pid": pid,
@@ -428,7 +425,7 @@ class Server:
             pass
         _, status, usage = os.wait4(call["pid"], 0)
         os.close(pidfd)
-        if SWEEP_STRAYS:
+        if self.sweep:
             sweep_strays({c["pid"] for c in self.running.values()})
         self.reply({
             "id": call["id"],
@@ -439,22 +436,9 @@ class Server:
             "max_rss_kb": usage.ru_maxrss,
         })
 
-    def reset(self) -> None:
-        """Between two learners who share this worker (a batch slot): nothing the first
-        one's code left behind may reach the second. Their calls are over; stray processes
-        and files in the sandbox's own /tmp go. Outside a sandbox there is nothing of ours
-        to clean (calls kept their temporary files in their call folders)."""
-        for pidfd in list(self.running):
-            self.finish(pidfd, timed_out=True)
-        clean = True
-        if SWEEP_STRAYS:
-            sweep_strays(set())
-            clean = _empty_folder("/tmp")
-        self.reply({"reset": clean})
-
     def serve(self, requests) -> None:
-        self.reply({"ready": True, "pid": os.getpid()})
-        stdin = requests.fileno()
+        self.reply({"ready": True, "pid": os.getpid(), **self.banner})
+        stdin = requests if isinstance(requests, int) else requests.fileno()
         buffer = b""
         open_input = True
         while open_input or self.running:
@@ -471,13 +455,99 @@ class Server:
                     while b"\n" in buffer:
                         line, buffer = buffer.split(b"\n", 1)
                         if line.strip():
-                            request = json.loads(line)
-                            self.reset() if request.get("reset") else self.start(request)
+                            self.start(json.loads(line))
                 else:
                     self.finish(fd)
             now = time.monotonic()
             for pidfd in [fd for fd, c in self.running.items() if c["deadline"] <= now]:
                 self.finish(pidfd, timed_out=True)
+
+
+# ------------------------------------------------------------------ the zygote
+class Zygote:
+    """The warm parent of one worker per learner (a grading host's): it runs no learner
+    code, and no learner code can see it. One learner at a time: while that learner's
+    worker serves, the zygote only waits for it to end."""
+
+    def __init__(self, protocol_out: int, default_limits: dict):
+        self.out = protocol_out
+        self.default_limits = default_limits
+
+    def reply(self, message: dict) -> None:
+        os.write(self.out, (json.dumps(message) + "\n").encode())
+
+    def serve(self, stdin: int) -> None:
+        self.reply({"ready": True, "zygote": True, "pid": os.getpid()})
+        buffer = b""
+        while True:
+            chunk = os.read(stdin, 65536)
+            if not chunk:
+                return
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue  # the end of a request the last learner's worker did not live to read
+                if isinstance(message, dict) and isinstance(message.get("learner"), dict):
+                    self.reply({"ended": message["learner"]["token"], "status": self.run_learner(message["learner"], stdin)})
+
+    def run_learner(self, spec: dict, stdin: int) -> int:
+        """Fork the learner's sandbox; wait until it, and all it left, are gone (its worker
+        may outlive it a moment: as the sandbox's pid 1, the zygote inherits it)."""
+        sandbox = os.fork()
+        if sandbox == 0:
+            self._learner_main(spec, stdin)
+        status = -1
+        while True:
+            try:
+                pid, code = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return status
+            if pid == sandbox:
+                status = code
+
+    def _learner_main(self, spec: dict, stdin: int) -> None:
+        """The learner's sandbox: new namespaces and folders, then its worker as pid 1."""
+        code = 70
+        try:
+            _confine.die_with_parent()
+            if spec["namespaces"]:
+                _confine.unshare_for_learner()
+                _confine.fresh_folders(spec["scratch"], spec["tmp_bytes"], spec["shm_bytes"])
+            os.chdir("/")
+            worker = os.fork()
+            if worker == 0:
+                self._worker_main(spec, stdin)
+            _, status = os.waitpid(worker, 0)
+            code = os.waitstatus_to_exitcode(status) & 0xFF
+        except BaseException:  # noqa: BLE001 - report, then leave
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    def _worker_main(self, spec: dict, stdin: int) -> None:
+        code = 70
+        try:
+            _confine.die_with_parent()
+            banner = {"learner": spec["token"]}
+            if spec["namespaces"]:
+                try:
+                    _confine.fresh_proc()
+                except OSError:  # nested user namespaces may refuse it: the learner then sees its slot's
+                    banner["note"] = "/proc shows the slot's processes (a fresh one was refused), not only the learner's"
+            user = tuple(spec["user"]) if spec.get("user") else None
+            if self.default_limits:  # a sandbox: keep only what starting and ending calls needs
+                _confine.keep_capabilities(_confine.WORKER_CAPABILITIES if user else ())
+            os.environ.update(spec.get("env", {}))
+            Server(self.out, self.default_limits, sweep=spec["namespaces"] and "note" not in banner, user=user,
+                   banner=banner).serve(stdin)
+            code = 0
+        except BaseException:  # noqa: BLE001
+            traceback.print_exc()
+        finally:
+            os._exit(code)
 
 
 def warm_up(template: str | None) -> None:
@@ -526,7 +596,10 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # stray prints must never corrupt the protocol
     limits = json.loads(os.environ.pop("GRADER_CHILD_LIMITS", "{}"))
-    Server(protocol_out, limits).serve(sys.stdin)
+    if os.environ.pop("GRADER_ZYGOTE", "") == "1":
+        Zygote(protocol_out, limits).serve(sys.stdin.fileno())
+    else:
+        Server(protocol_out, limits).serve(sys.stdin)
 
 
 if __name__ == "__main__":
