@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +73,26 @@ def grade_many(jobs: list[tuple], tmp: Path, workers: int = 1) -> list[Graded]:
     with HostPool(tmp, min(workers, len(jobs)), "none", DEFAULT_CALL_TIMEOUT) as hosts, \
             ThreadPoolExecutor(len(hosts.hosts)) as pool:
         return list(pool.map(lambda job: run(hosts, job), enumerate(jobs)))
+
+
+def with_functions(folder: Path, code: dict[tuple[str, str], str | None], base: Path = REPO / "exercises") -> Path:
+    """A learner's folder: a copy of ``base`` (the stubs) with some functions replaced,
+    ``(module, function) -> their code`` (None: the reference solution's)."""
+    from grader.authoring.stubgen import drop_markers
+    from grader.core.source import definition_span
+
+    shutil.copytree(base, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for (module, function), new in code.items():
+        if new is None:
+            solution = drop_markers((REPO / "solutions" / f"{module}.py").read_text())
+            first, last = definition_span(solution, function)
+            new = "".join(solution.splitlines(keepends=True)[first - 1:last])
+        path = folder / f"{module}.py"
+        text = path.read_text()
+        first, last = definition_span(text, function)
+        lines = text.splitlines(keepends=True)
+        path.write_text("".join(lines[:first - 1]) + new.rstrip("\n") + "\n" + "".join(lines[last:]))
+    return folder
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
