@@ -8,7 +8,8 @@ saves a wrong `log_run` and waits for ✘, then saves a correct one and times un
 shows ✔ log_run and the new count of functions done (read with `tmux capture-pane`, as a
 person reads it). The floor is one Python importing MLflow and scikit-learn
 (`python -c "import mlflow.sklearn, sklearn.ensemble"`); "cold" is what each check cost before
-watch: `pytest grader -k log_run` on the same folder, and the whole `pytest grader` on it.
+watch: `pytest grader -k log_run` on the same folder, the whole `pytest grader` on it, and on
+the solutions (every function graded).
 """
 from __future__ import annotations
 
@@ -116,13 +117,16 @@ def main() -> None:
         environment = {**os.environ, **env}
         cold_one = [timed([*grade, "-k", "log_run"], env=environment) for _ in range(args.cold)]
         cold_all = [timed(grade, env=environment) for _ in range(args.cold)]
+        solutions = [*grade[:-1], str(REPO / "solutions")]
+        cold_solutions = [timed(solutions, env=environment) for _ in range(args.cold)]
     median_floor = statistics.median(floor)
     rows = [
         ("floor: import mlflow.sklearn, sklearn.ensemble", floor),
         (f"watch: save a correct log_run -> ✔ on screen ({args.saves} saves)", latencies),
         ("watch: first verdict after starting (host start-up included)", [first]),
         ("cold: pytest grader -k log_run", cold_one),
-        ("cold: pytest grader (the whole kit, stubs and log_run)", cold_all),
+        (f"cold: pytest grader (that folder: log_run and {total - 1} stubs)", cold_all),
+        (f"cold: pytest grader --target solutions ({total} functions graded)", cold_solutions),
     ]
     print(f"{'measured':<66}{'median s':>10}{'min–max s':>16}{'× floor':>9}")
     for label, values in rows:

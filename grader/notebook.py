@@ -73,8 +73,9 @@ def check(module: str, function: str, *, seed: int | None = None) -> int:
         lines, status, points = _grade(code, places, [exercise], seed)
     for line in lines:
         print(line)
-    print(f"Progress: {_view(code, places)[0].tally()}")
-    print(_next_step(function, status))
+    view, _ = _view(code, places)
+    print(f"Progress: {view.tally()}")
+    print(_next_step(function, "broken" if module in view.broken else status))
     return points
 
 
@@ -209,6 +210,8 @@ def _until_total(lines: list[str]) -> list[str]:
 
 
 def _next_step(function: str, status: str) -> str:
+    if status == "broken":
+        return "Next: fix the cell named above (the lesson's code fails when imported), run it, then run this one again."
     if status == "passed":
         return "Next: well done, go on to the next exercise."
     if status == "not_attempted":

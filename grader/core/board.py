@@ -34,12 +34,14 @@ class Entry:
     fingerprint: str | None = None
     seed: int | None = None
     messages: list[str] = field(default_factory=list)
+    broken: bool = False  # its module could not be imported: no verdict on the function itself
 
 
 @dataclass
 class Board:
     entries: dict[str, Entry] = field(default_factory=dict)  # module.function -> its last verdict
     broken: dict[str, dict] = field(default_factory=dict)  # module -> why it cannot be imported
+    frames: dict[str, str] = field(default_factory=dict)  # module -> its frame when found broken
     fresh: list[str] = field(default_factory=list)  # what the last grading checked
 
     # -- from gradings
@@ -55,12 +57,15 @@ class Board:
                 said = test["output"].split("\nHint: ")[0].strip()
                 if said not in (m.split("] ", 1)[-1] for m in messages.get(key, [])):
                     messages.setdefault(key, []).append(f"[{check}] {said}")
+        broken = extra.get("broken_modules", {})
         for key, result in graded.items():
             self.entries[key] = Entry(result["status"], result["score"], prints.get(key), extra.get("seed"),
-                                      messages.get(key, []))
+                                      messages.get(key, []), broken=key.split(".")[0] in broken)
         for module in {key.split(".")[0] for key in graded}:
             self.broken.pop(module, None)
-        self.broken.update(extra.get("broken_modules", {}))
+            self.frames.pop(module, None)
+        self.broken.update(broken)
+        self.frames.update({module: prints.get(module) for module in broken})
         self.fresh = list(graded)
 
     def against(self, sources: Path) -> "Board":
@@ -68,33 +73,38 @@ class Board:
         its last check is not checked (or not attempted, if it is a stub again), and a module
         that does not compile now is broken, whatever it was before."""
         now = fingerprints(sources)
-        seen = Board(broken={}, fresh=list(self.fresh))
+        seen = Board(fresh=list(self.fresh))
+        # What importing a module runs, when it failed: the same code fails again. (A notebook's
+        # modules all hold the same code: one that failed stands for all.)
+        failing = {self.frames[m]: problem for m, problem in self.broken.items() if self.frames.get(m)}
         for module in catalogue.load().modules:
             code = read_module(sources, module.name)
             problem = compile_problem(code, f"{module.name}.py") if code is not None else None
             if problem:
                 seen.broken[module.name] = problem
-            elif module.name in self.broken and any(  # the module's code is as it was when it broke
-                    self._unchanged(e.key, now.get(e.key)) for e in module.exercises):
-                seen.broken[module.name] = self.broken[module.name]
+            elif now.get(module.name) in failing:
+                seen.broken[module.name], seen.frames[module.name] = failing[now[module.name]], now[module.name]
             for exercise in module.exercises:
-                seen.entries[exercise.key] = self._current(exercise, code, now.get(exercise.key), problem)
+                seen.entries[exercise.key] = self._current(
+                    exercise, code, now.get(exercise.key), problem, module.name in seen.broken)
         return seen
 
     def _unchanged(self, key: str, fingerprint: str | None) -> bool:
         old = self.entries.get(key)
         return old is not None and old.fingerprint is not None and old.fingerprint == fingerprint
 
-    def _current(self, exercise: catalogue.Exercise, code: str | None, fingerprint: str | None, problem) -> Entry:
-        old = self.entries.get(exercise.key)
-        if problem:
-            return Entry("error", 0, fingerprint)
+    def _current(self, exercise: catalogue.Exercise, code: str | None, fingerprint: str | None, problem,
+                 broken: bool) -> Entry:
+        if problem:  # it does not compile: nothing of it can run
+            return Entry("error", 0, fingerprint, broken=True)
         if code is None:
             return Entry("error", 0, None, messages=[f"{exercise.module}.py is missing from the folder"])
-        if self._unchanged(exercise.key, fingerprint):
-            return old
-        if code is not None and is_untouched_stub(code, exercise.function):
+        if is_untouched_stub(code, exercise.function):
             return Entry("not_attempted", 0, fingerprint)
+        if broken:  # it fails when imported: no function of it can run
+            return Entry("error", 0, fingerprint, broken=True)
+        if self._unchanged(exercise.key, fingerprint) and not self.entries[exercise.key].broken:
+            return self.entries[exercise.key]
         return Entry(UNCHECKED, 0, fingerprint)
 
     # -- what it says
@@ -161,13 +171,14 @@ class Board:
 
     # -- kept between commands
     def to_json(self) -> dict:
-        return {"entries": {k: asdict(e) for k, e in self.entries.items()}, "broken": self.broken, "saved": time.time()}
+        return {"entries": {k: asdict(e) for k, e in self.entries.items()}, "broken": self.broken,
+                "frames": self.frames, "saved": time.time()}
 
     @classmethod
     def from_json(cls, data: dict) -> "Board":
         known = {e.key for e in catalogue.load().exercises}
         entries = {k: Entry(**v) for k, v in data.get("entries", {}).items() if k in known}
-        return cls(entries, dict(data.get("broken", {})))
+        return cls(entries, dict(data.get("broken", {})), dict(data.get("frames", {})))
 
 
 def _kind(problem: dict) -> str:

@@ -117,15 +117,32 @@ def fingerprints(sources: Path) -> dict[str, str | None]:
     (imports, constants, helpers, other functions), with the module's statements that bind
     nothing (they may do anything); a catalogue module it imports counts whole. Comments,
     blank lines, moving code about and code it does not use change nothing (the AST is
-    compared). None: the module is missing or does not parse."""
+    compared). And ``module`` -> the digest of what importing it runs (``_frame``). None: the
+    module is missing or does not parse."""
     cat = catalogue.load()
     texts = {m.name: read_module(sources, m.name) for m in cat.modules}
     trees = {name: (_parsed(text) if text is not None else None) for name, text in texts.items()}
     found = {}
     for module in cat.modules:
+        found[module.name] = _frame(trees[module.name], trees)
         for exercise in module.exercises:
             found[exercise.key] = _fingerprint(trees[module.name], exercise.function, trees)
     return found
+
+
+def _frame(tree: ast.Module | None, trees: dict) -> str | None:
+    """A digest of what importing a module runs: its top-level code but the definitions
+    (imports, constants, statements), and the catalogue modules it imports. Whether it can
+    be imported depends on nothing else."""
+    if tree is None:
+        return None
+    parts = {ast.dump(n) for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    for node in tree.body:
+        for name in _bound_names(node) or () if isinstance(node, (ast.Import, ast.ImportFrom)) else ():
+            module = _import_target(node, name).split(".")[0]
+            if module in trees and trees[module] is not tree:
+                parts.add(ast.dump(trees[module]) if trees[module] is not None else f"<{module} does not parse>")
+    return hashlib.sha256("".join(sorted(parts)).encode()).hexdigest()[:16]
 
 
 def _fingerprint(tree: ast.Module | None, function: str, trees: dict) -> str | None:

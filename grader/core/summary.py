@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from grader.core.catalogue import load as grade_catalogue
+from grader.core import catalogue
 from grader.core.results import Grade
 
 MARKS = {"passed": "✔", "failed": "✘", "error": "!", "not_attempted": "·", "unchecked": "?"}
@@ -103,7 +103,7 @@ def render_board(view, places, *, command: str | None = "pytest grader", rows: i
     """The whole kit from a board (grader/core/board.py): each function's status and points,
     the messages of the one to work on next, the count done, the total and what to do next.
     ``rows``: the screen's height; modules all of one status fold into one line to fit."""
-    cat = grade_catalogue()
+    cat = catalogue.load()
     kind, what = view.next_target()
     blocks = []
     for module in cat.modules:
@@ -118,7 +118,8 @@ def render_board(view, places, *, command: str | None = "pytest grader", rows: i
                 block += [line for said in entry.messages for line in _indent(said)]
                 block += _indent(f"Hint: {exercise.hint}")
         statuses = {entry.status for _, entry in entries}
-        folded = block[0] + f"  ({len(entries)} × {WORDS[statuses.pop()]})" if len(statuses) == 1 and len(block) == 1 + len(entries) else None
+        uniform = len(statuses) == 1 and len(block) == 1 + len(entries)  # one status, nothing more to say
+        folded = f"{block[0]}  ({len(entries)} × {WORDS[statuses.pop()]})" if uniform else None
         blocks.append((block, folded))
     tail = ["", view.tally(), view.next_step(places, command)]
     lines = [line for block, _ in blocks for line in [*block, ""]]

@@ -37,7 +37,7 @@ from grader.core import catalogue, summary
 from grader.core.board import Board
 from grader.core.places import Places
 from grader.core.results import new_seed
-from grader.core.source import compile_problem, fingerprints, is_untouched_stub, read_module
+from grader.core.source import fingerprints, is_untouched_stub, read_module
 from grader.core.store import scratch_parent
 from grader.host.client import Host
 
@@ -112,11 +112,12 @@ class Watch:
 
     def to_grade(self) -> list[catalogue.Exercise]:
         """Functions whose code changed since their verdict, leaving out what needs no
-        grading to be known: stubs (not attempted) and modules that do not compile."""
-        now, wanted = fingerprints(self.folder), []
+        grading to be known: stubs (not attempted), modules that do not compile, and
+        modules whose import failed and runs the same code still."""
+        now, wanted, broken = fingerprints(self.folder), [], self.view().broken
         for module in catalogue.load().modules:
             code = read_module(self.folder, module.name)
-            if code is None or compile_problem(code, f"{module.name}.py"):
+            if code is None or module.name in broken:
                 continue
             for exercise in module.exercises:
                 known = self.board.entries.get(exercise.key)
@@ -154,6 +155,8 @@ class Watch:
             tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
             self.results = None
             self.status = "\n".join([f"the grader could not check (exit {stats.get('exit')}):", *tail])
+        for used in (results, log):  # a long session makes many: keep none
+            used.unlink(missing_ok=True)
         self.graded.set()
 
     def _take_results(self) -> None:
