@@ -147,6 +147,8 @@ def test_watch_grades_what_changed_and_quits_leaving_nothing(tmp_path, terminals
     terminal.keys("q")
     terminal.wait_for("Stopped watching")
     assert_all_end(terminal, pids)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in (REPO / "exercises").glob("*.py")), \
+        "nothing may be written into the learner's folder"
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -179,6 +181,8 @@ def test_a_selection_says_what_is_next_for_the_whole_kit_and_progress_remembers(
 
     shown = kit("progress", "--target", str(folder), env=env).stdout
     assert board(shown)["log_run"] == ("passed", 6) and "1/19 done · 6/100 points" in shown, shown
+    [kept] = (tmp_path / "cache" / "mlflow-exercise-kit" / "progress").glob("*.json")  # the board, outside the folder
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in (REPO / "exercises").glob("*.py"))
     replace_function(folder, "ex01_tracking", "log_run", "# moved about, same code\n" + solution_of("ex01_tracking", "log_run"))
     assert board(kit("progress", "--target", str(folder), env=env).stdout)["log_run"] == ("passed", 6)
     replace_function(folder, "ex01_tracking", "log_run", FORGETS_TAGS)
