@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from grader.core import catalogue
 
-# Every temporary folder the grader makes starts with this (plugin, notebooks, batch, watch).
-TEMPORARY_PREFIX = "mlflow-kit-"
+# Every temporary folder the grader makes is named so (plugin, notebooks, batch, watch):
+# tempfile's prefix "mlflow-kit-[what-]" and its 8 random characters.
+TEMPORARY_FOLDER = re.compile(r"^mlflow-kit-(?:[a-z]+-)*[a-z0-9_]{8}$")
 STORE = "<grader's temporary store>"
 FOLDER = "<grader's temporary folder>"
 CELLS_FILE = "cells.json"
@@ -32,8 +34,12 @@ _TRAILING = ".,:;)]}"
 
 
 def grader_made(path: Path) -> bool:
-    """Whether a folder is one the grader made (a batch's or a notebook's copy)."""
-    return any(part.startswith(TEMPORARY_PREFIX) for part in Path(path).parts)
+    """Whether a folder is one the grader made (a batch's or a notebook's copy): inside a
+    temporary folder of the grader's, itself in a place for temporary files."""
+    path = Path(path).resolve()
+    places = {tempfile.gettempdir(), "/tmp", "/dev/shm", os.environ.get("TMPDIR") or "/tmp"}
+    return any(TEMPORARY_FOLDER.match(part) for part in path.parts) and any(
+        path.is_relative_to(Path(place).resolve()) for place in places)
 
 
 class Places:
@@ -97,7 +103,7 @@ class Places:
         while path and path[-1] in _TRAILING:
             path, trailing = path[:-1], path[-1] + trailing
         parts = path.split("/")
-        inside = [i for i, part in enumerate(parts) if part.startswith(TEMPORARY_PREFIX)]
+        inside = [i for i, part in enumerate(parts) if TEMPORARY_FOLDER.match(part)]
         if not inside:
             return match.group(0)
         rest = parts[inside[-1] + 1:]
