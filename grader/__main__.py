@@ -1,6 +1,7 @@
 """`python -m grader COMMAND`: the kit's commands besides `pytest grader`.
 
-Each command lives in its own module and registers here with a parser and a handler.
+Each command lives in its own module and registers here with a parser and a handler. The
+help lists the learner's commands first and the course author's and instructor's apart.
 """
 from __future__ import annotations
 
@@ -11,27 +12,43 @@ import sys
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from grader.authoring import notebooks, stubgen
+def _command_groups():
+    """(title, [module registering its command(s)]): imported late, none imports MLflow."""
+    from grader.authoring import cli as authoring_cli
+    from grader.batch import cli as batch_cli
+    from grader.inspect import cli as inspect_cli
+    from grader.learner import cli as learner_cli
 
-    written = stubgen.generate() + notebooks.generate()
-    for path in written:
-        print(f"wrote {path.relative_to(stubgen.REPO)}")
-    print("exercises/, notebooks/ and course/ are up to date with solutions/" if not written else f"{len(written)} file(s) regenerated")
-    return 0
+    return [
+        ("Your exercises (grade them with `pytest grader`)", [learner_cli, inspect_cli]),
+        ("For course authors and instructors", [batch_cli, authoring_cli]),
+    ]
+
+
+class _Listing(argparse._SubParsersAction):
+    """Subcommands that remember their one-line help, for the grouped listing."""
+
+    def add_parser(self, name, **kwargs):
+        self.helps = getattr(self, "helps", {})
+        self.helps[name] = kwargs.get("help", "")
+        return super().add_parser(name, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m grader", description="The MLflow exercise kit's commands.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    generate = commands.add_parser("generate", help="regenerate exercises/ (the stubs), notebooks/ and course/ (nbgrader) from solutions/")
-    generate.set_defaults(handler=_generate)
-    from grader.inspect import cli as inspect_cli  # imports no MLflow until it runs
-
-    inspect_cli.add_parser(commands)
-    from grader.batch import cli as batch_cli  # imports no MLflow until it runs
-
-    batch_cli.add_parser(commands)
+    parser = argparse.ArgumentParser(prog="python -m grader", usage="python -m grader COMMAND [options]",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.register("action", "listing", _Listing)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", action="listing",
+                                     help=argparse.SUPPRESS)
+    sections = []
+    for title, modules in _command_groups():
+        before = set(getattr(commands, "helps", {}))
+        for module in modules:
+            module.add_parser(commands)
+        added = [(name, text) for name, text in commands.helps.items() if name not in before]
+        sections.append(f"{title}:\n" + "\n".join(f"  {name:<10}  {text}" for name, text in added))
+    parser.description = "The MLflow exercise kit's commands.\n\n" + "\n\n".join(sections) + \
+        "\n\n`python -m grader COMMAND --help` says more about one."
     return parser
 
 

@@ -1,16 +1,19 @@
-"""Check one exercise from inside a notebook: ``check("ex01_tracking", "log_run")``.
+"""Check exercises from inside a notebook: ``check("ex01_tracking", "log_run")``, and the
+whole lesson at the end: ``check_all()``.
 
 The notebook's cells are the learner's module. ``check`` takes the imports, definitions
 and constants of the cells run so far (read, never run here: the same filter as notebook
-submissions), writes them as ``<module>.py`` into a temporary folder and grades that one
-function with the kit's grader, exactly as ``pytest grader -k <function>`` would: same
-checks, same messages, same points. The grading runs in a warm grading host (grader/host/)
-that the notebook's setup cell starts (``start_grading``), or else its first check. The learner's code runs only in the
-grader's sandbox, against fresh temporary MLflow stores.
+submissions), writes them as the kit's modules into a temporary folder, with ``cells.json``
+saying which cell each line came from, and grades that one function with the kit's grader,
+exactly as ``pytest grader -k <function>`` would: same checks, same messages (naming cells,
+not files), same points. The grading runs in a warm grading host (grader/host/) that the
+notebook's setup cell starts (``start_grading``), or else its first check. The learner's
+code runs only in the grader's sandbox, against fresh temporary MLflow stores.
 
-It prints the grader's summary for the function and returns the points earned. A check
-cell's value is that number, which is how nbgrader gives partial credit to an autograded
-cell; and it prints to stdout only, since nbgrader gives 0 to a cell that writes to stderr.
+It prints the grader's summary for the function, how many of the lesson's functions are
+done so far in this kernel, and returns the points earned. A check cell's value is that
+number, which is how nbgrader gives partial credit to an autograded cell; and it prints to
+stdout only, since nbgrader gives 0 to a cell that writes to stderr.
 
 ``KIT_SEED`` in the environment (or ``seed=``) fixes the random inputs, to replay a check.
 """
@@ -25,6 +28,8 @@ import tempfile
 from pathlib import Path
 
 from grader.core import catalogue
+from grader.core.board import Board
+from grader.core.places import Places
 from grader.core.source import is_untouched_stub
 from grader.core.store import scratch_parent
 from grader.host.client import Host
@@ -32,23 +37,63 @@ from grader.sandbox.client import DEFAULT_CALL_TIMEOUT
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 HEADER_MARK = "MLflow exercise kit · seed"
-CHECK_TIMEOUT = 900.0  # seconds for one function's checks, as the course's nbgrader cells allow
-_HOST: Host | None = None
+CHECK_TIMEOUT = 900.0  # seconds for one grading, as the course's nbgrader cells allow
+CELL_LABEL = "cell [{}]"  # a kernel knows cells by execution count, shown beside each cell
+
+
+class Kernel:
+    """What one notebook kernel keeps between checks: its warm grading host, and the board
+    of the functions checked so far (a function edited since its check counts as not checked)."""
+
+    def __init__(self):
+        self.host: Host | None = None
+        self.board = Board()
+
+    def start_host(self) -> Host:
+        """Started by the setup cell or the first check: later checks cost a fork, not a new
+        Python with MLflow to import. It ends with the kernel."""
+        if self.host is None:
+            root = Path(tempfile.mkdtemp(prefix="mlflow-kit-notebook-host-", dir=scratch_parent()))
+            self.host = Host(root / "host", "none", DEFAULT_CALL_TIMEOUT)
+            atexit.register(_close_host, self.host, root)
+        return self.host
+
+
+_KERNEL = Kernel()
 
 
 def check(module: str, function: str, *, seed: int | None = None) -> int:
     exercise = catalogue.load().exercise(module, function)
     seed = _seed(seed)
-    code = _module_from_kernel()
     print(f"Checking `{function}` (seed {seed})...", flush=True)
+    code, places = _module_from_kernel()
     if is_untouched_stub(code, function):  # every check would say "not attempted": skip the grader
         lines, status, points = _not_attempted(exercise, seed)
     else:
-        lines, status, points = _grade(code, exercise, seed)
+        lines, status, points = _grade(code, places, [exercise], seed)
     for line in lines:
         print(line)
-    print(_next_step(function, status))
+    view, _ = _view(code, places)
+    print(f"Progress: {view.tally()}")
+    print(_next_step(function, "broken" if module in view.broken else status))
     return points
+
+
+def check_all(*, seed: int | None = None) -> int:
+    """The whole lesson: functions checked since their last edit keep their verdict, the
+    others are checked now (in one grading); prints the board and returns the total."""
+    seed = _seed(seed)
+    code, places = _module_from_kernel()
+    view, names = _view(code, places)
+    defined = {place["definition"] for place in places}  # a function no cell defines has nothing to check
+    stale = [e for e in catalogue.load().exercises if view.entries[e.key].status == "unchecked" and e.function in defined]
+    if stale:
+        print(f"Checking {', '.join(f'`{e.function}`' for e in stale)} (seed {seed})...", flush=True)
+        _grade(code, places, stale, seed)
+        view, names = _view(code, places)
+    for line in _board_lines(view, names):
+        print(line)
+    return view.score()
 
 
 def _seed(seed: int | None) -> int:
@@ -59,8 +104,9 @@ def _seed(seed: int | None) -> int:
     return random.SystemRandom().randrange(1, 10**6)
 
 
-def _module_from_kernel() -> str:
-    """The module made of the cells this kernel ran, in the order it ran them."""
+def _module_from_kernel() -> tuple[str, list[dict]]:
+    """The module made of the cells this kernel ran, in the order it ran them, and which
+    cell each of its lines came from."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -68,9 +114,9 @@ def _module_from_kernel() -> str:
     shell = get_ipython()
     if shell is None:
         raise RuntimeError("check() reads the cells of a running notebook; outside one, use `pytest grader -k <function>`.")
-    from grader.authoring.notebooks import definitions_only
+    from grader.authoring.notebooks import module_from_cells
 
-    return definitions_only(shell.history_manager.input_hist_parsed)
+    return module_from_cells(enumerate(shell.history_manager.input_hist_parsed), CELL_LABEL)
 
 
 def _not_attempted(exercise: catalogue.Exercise, seed: int) -> tuple[list[str], str, int]:
@@ -86,38 +132,50 @@ def _not_attempted(exercise: catalogue.Exercise, seed: int) -> tuple[list[str], 
     return _until_total(summary.render(grade)), "not_attempted", 0
 
 
-def _grade(code: str, exercise: catalogue.Exercise, seed: int) -> tuple[list[str], str, int]:
+def _grade(code: str, places: list[dict], exercises: list[catalogue.Exercise], seed: int) -> tuple[list[str], str, int]:
+    """Grade ``exercises`` on the kernel's code: (the summary's lines, the status and points
+    of the first); the kernel's board takes in the verdicts."""
+    from grader.authoring.notebooks import write_modules
+
     with tempfile.TemporaryDirectory(prefix="mlflow-kit-notebook-", dir=scratch_parent()) as scratch:
         folder = Path(scratch)
-        (folder / "src").mkdir()
-        (folder / "src" / f"{exercise.module}.py").write_text(code, encoding="utf-8")
+        write_modules(code, places, folder / "src")
         results, log = folder / "results.json", folder / "pytest.log"
-        _host().grade(_grader_args(exercise, folder / "src", results, seed), cwd=folder, log=log, timeout=CHECK_TIMEOUT)
+        _KERNEL.start_host().grade(_grader_args(exercises, folder / "src", results, seed), cwd=folder, log=log,
+                                   timeout=CHECK_TIMEOUT)
         graded = json.loads(results.read_text()) if results.exists() else None
         output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-    result = (graded or {}).get("extra_data", {}).get("exercises", {}).get(exercise.key)
+    if graded is not None:
+        _KERNEL.board.record(graded)
+    result = (graded or {}).get("extra_data", {}).get("exercises", {}).get(exercises[0].key)
     if result is None:  # the grader itself could not run: say why, on stdout
         tail = output.strip().splitlines()[-20:]
         return ["The grader could not check this function:", *tail], "error", 0
     return _summary_lines(output), result["status"], result["score"]
 
 
+def _view(code: str, places: list[dict]) -> tuple[Board, Places]:
+    """The kernel's board against the code of its cells now, and the cells' names."""
+    from grader.authoring.notebooks import write_modules
+
+    with tempfile.TemporaryDirectory(prefix="mlflow-kit-notebook-", dir=scratch_parent()) as scratch:
+        write_modules(code, places, Path(scratch))
+        return _KERNEL.board.against(Path(scratch)), Places(Path(scratch))
+
+
+def _board_lines(view: Board, names: Places) -> list[str]:
+    from grader.core import summary
+
+    lines = summary.render_board(view, names, command=None)
+    kind, what = view.next_target()
+    return lines[:-1] + [_lesson_next(kind, what)]
+
+
 def start_grading() -> None:
     """Start the kernel's grading host now (the setup cell does): it imports MLflow while
     the notebook's own imports run and the learner reads, so the first check need not wait
     for it."""
-    _host()
-
-
-def _host() -> Host:
-    """The kernel's warm grading host, started by its first check: later checks cost a
-    fork, not a new Python with MLflow to import. It ends with the kernel."""
-    global _HOST
-    if _HOST is None:
-        root = Path(tempfile.mkdtemp(prefix="mlflow-kit-notebook-host-", dir=scratch_parent()))
-        _HOST = Host(root / "host", "none", DEFAULT_CALL_TIMEOUT)
-        atexit.register(_close_host, _HOST, root)
-    return _HOST
+    _KERNEL.start_host()
 
 
 def _close_host(host: Host, root: Path) -> None:
@@ -125,11 +183,10 @@ def _close_host(host: Host, root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _grader_args(exercise: catalogue.Exercise, target: Path, results: Path, seed: int) -> list[str]:
-    checks = KIT_ROOT / "grader" / f"test_{exercise.module}.py"
+def _grader_args(exercises: list[catalogue.Exercise], target: Path, results: Path, seed: int) -> list[str]:
     return [
-        f"{checks}::Test_{exercise.function}", "-p", "no:cacheprovider", "-q",
-        "--target", str(target), "--seed", str(seed), "--grade-json", str(results),
+        *(f"{KIT_ROOT / 'grader' / f'test_{e.module}.py'}::Test_{e.function}" for e in exercises),
+        "-p", "no:cacheprovider", "-q", "--target", str(target), "--seed", str(seed), "--grade-json", str(results),
     ]
 
 
@@ -153,8 +210,20 @@ def _until_total(lines: list[str]) -> list[str]:
 
 
 def _next_step(function: str, status: str) -> str:
+    if status == "broken":
+        return "Next: fix the cell named above (the lesson's code fails when imported), run it, then run this one again."
     if status == "passed":
         return "Next: well done, go on to the next exercise."
     if status == "not_attempted":
         return f"Next: write `{function}` in its cell above, run that cell, then run this one again."
     return f"Next: fix `{function}` in its cell above (see the message), run that cell, then run this one again."
+
+
+def _lesson_next(kind: str, what) -> str:
+    """The board's next step, in a notebook's words (cells, not files or commands)."""
+    if kind == "done":
+        return "Next: nothing left. Well done: every exercise of the lesson passes."
+    if kind == "broken":
+        return "Next: fix the cell named above, which fails when the lesson's code is imported, then check again."
+    verb = {"fix": "fix", "check": "run the check cell of", "implement": "write"}[kind]
+    return f"Next: {verb} `{what.function}`" + (", in its cell, then run its check cell." if kind != "check" else ".")

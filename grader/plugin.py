@@ -26,14 +26,15 @@ speedups.one_blas_thread()  # before anything imports NumPy
 
 # Light imports only up to pytest_configure, which starts the learner-side worker: its
 # imports of MLflow and scikit-learn then overlap with the grader's own.
-from grader.core import catalogue, summary  # noqa: E402
-from grader.core.outcomes import LearnerOutcome  # noqa: E402
+from grader.core import board, catalogue, options, summary  # noqa: E402
+from grader.core.outcomes import BrokenModule, LearnerOutcome  # noqa: E402
+from grader.core.places import Places, grader_made  # noqa: E402
 from grader.core.results import CheckResult, Grade, new_seed  # noqa: E402
-from grader.core.source import TargetError, anything_attempted, copy_sources, resolve_target  # noqa: E402
+from grader.core.source import TargetError, anything_attempted, copy_sources, fingerprints, resolve_target  # noqa: E402
 from grader.core.store import scratch_parent, template_path  # noqa: E402
 from grader.sandbox import client as sandbox_client  # noqa: E402
 from grader.sandbox import isolation  # noqa: E402
-from grader.sandbox.client import DEFAULT_CALL_TIMEOUT, Sandbox  # noqa: E402
+from grader.sandbox.client import Sandbox  # noqa: E402
 
 __all__ = [
     "pytest_addoption", "pytest_configure", "pytest_report_header", "pytest_collection_modifyitems",
@@ -48,14 +49,9 @@ STATE = pytest.StashKey[dict]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mlflow-kit", "MLflow exercise kit")
-    group.addoption("--target", default=None, help="folder to grade: the four modules, or a folder with exercises/ (default: exercises/)")
-    group.addoption("--seed", type=int, default=None, help="seed for the random inputs; reuse one to reproduce a run")
+    options.add(group, "target", "seed", "call_timeout", "isolation")  # shared with `python -m grader watch`
     group.addoption("--grade-json", default=None, metavar="PATH", help="also write the result in Gradescope's results.json format")
-    group.addoption("--call-timeout", type=float, default=DEFAULT_CALL_TIMEOUT, help="seconds one learner call may take (default %(default)s)")
     group.addoption("--keep-stores", action="store_true", help="keep the temporary MLflow stores and print where they are")
-    group.addoption("--isolation", choices=isolation.MODES, default="none",
-                    help="how learner code is fenced in: none (your own self-check), limits (rlimits per call) "
-                         "or bwrap (a bubblewrap sandbox as well); batch grading picks the strongest available")
     group.addoption("--tracking-server", action="store_true",
                     help="have learner code log to a real local `mlflow server` that the grader starts and stops "
                          "(one workspace per store), to prove it works against a remote server too; needs the "
@@ -82,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="mlflow")
-    state: dict = {"started": time.monotonic(), "checks": [], "session": None}
+    state: dict = {"started": time.monotonic(), "checks": [], "session": None, "broken": {}}
     config.stash[STATE] = state
     target_option = config.getoption("target")
     target = Path(config.invocation_params.dir, target_option) if target_option else REPO / "exercises"
@@ -90,6 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state["target"] = resolve_target(target)
     except TargetError as error:
         raise pytest.UsageError(f"--target: {error}") from None
+    state["places"] = Places(state["target"], config.invocation_params.dir)
     seed = config.getoption("seed")
     state["seed"] = seed if seed is not None else new_seed()
     # The learner's MLFLOW_* settings are not read while grading, and given back after.
@@ -259,6 +256,10 @@ def _plain_message(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
     return "error", f"the grader hit an internal error ({type(error).__name__}: {error}); rerun with --tb=short to see where"
 
 
+def _scrubbed(places: Places, problem: dict) -> dict:
+    return {k: places.scrub(v) if isinstance(v, str) else v for k, v in problem.items()}
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
@@ -270,6 +271,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         state["checks"].append(CheckResult(exercise, check.name, check.points, "passed"))
     elif report.failed and call.excinfo is not None:
         status, message = _plain_message(call.excinfo)
+        message = state["places"].scrub(message)  # no temporary path reaches a learner
+        if isinstance(call.excinfo.value, BrokenModule):
+            state["broken"].setdefault(exercise.module, _scrubbed(state["places"], call.excinfo.value.problem))
         state["checks"].append(CheckResult(exercise, check.name, check.points, status, message))
         if status != "error" or isinstance(call.excinfo.value, LearnerOutcome):
             report.longrepr = message
@@ -278,7 +282,41 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def _grade(config: pytest.Config) -> Grade:
     state = config.stash[STATE]
-    return Grade(catalogue.load(), state["checks"], state["seed"], time.monotonic() - state["started"])
+    places, session = state["places"], state["session"]
+    notes = {key: [places.scrub(n) for n in said] for key, said in session.notes.items()} if session else {}
+    return Grade(catalogue.load(), state["checks"], state["seed"], time.monotonic() - state["started"],
+                 broken=state["broken"], notes=notes)
+
+
+def _results(config: pytest.Config) -> dict:
+    """This grading in results.json's format (Gradescope's), with what the board needs."""
+    state = config.stash[STATE]
+    if "results" not in state:
+        extra = {"target": str(state["target"]), "isolation": config.getoption("isolation"),
+                 "sandbox": state.get("sandbox_facts") or isolation.facts(config.getoption("isolation")),
+                 "fingerprints": fingerprints(state["early"][2]) if "early" in state else {}}
+        if state["session"] is not None:
+            extra["timing"] = state["session"].timing_report()
+            extra["resources"] = state["session"].resource_report()
+        state["results"] = _grade(config).to_gradescope(extra)
+    return state["results"]
+
+
+def _keeps_progress(config: pytest.Config) -> bool:
+    """A learner's own grading of their own folder updates their board (grader/core/board.py);
+    a batch's, a notebook's (folders the grader made) and a sandboxed one do not."""
+    state = config.stash[STATE]
+    return config.getoption("isolation") == "none" and not grader_made(state["target"]) and "early" in state
+
+
+def _board(config: pytest.Config) -> board.Board:
+    """The whole kit as it stands after this grading: earlier verdicts of unchanged functions too."""
+    state = config.stash[STATE]
+    if "board" not in state:
+        known = board.load(state["target"]) if _keeps_progress(config) else board.Board()
+        known.record(_results(config))
+        state["board"] = known.against(state["early"][2])
+    return state["board"]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -288,10 +326,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     grade = _grade(config)
     terminalreporter.section(f"MLflow exercise kit · seed {state['seed']}", sep="=", bold=True)
     target = config.getoption("target")
-    advice = None if target is None else (  # the advice grades the same folder again
-        lambda g: summary.next_step(g, command=f"pytest grader --target {target}", folder=f"{state['target']}/")
-    )
-    for line in summary.render(grade, next_line=advice):
+    command = "pytest grader" if target is None else f"pytest grader --target {target}"  # grades the same folder again
+    known = _board(config)
+    lines = summary.render(grade, places=state["places"], board=known,
+                           next_line=lambda g: known.next_step(state["places"], command))
+    for line in lines:
         terminalreporter.line(line)
     if config.getoption("keep_stores") and state["session"] is not None:
         terminalreporter.line(f"Temporary stores kept in {state['session'].scratch}")
@@ -302,13 +341,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash[STATE]
     path = config.getoption("grade_json")
     if path:
-        grade = _grade(config)
-        extra = {"target": str(state["target"]), "isolation": config.getoption("isolation"),
-                 "sandbox": state.get("sandbox_facts") or isolation.facts(config.getoption("isolation"))}
-        if state["session"] is not None:
-            extra["timing"] = state["session"].timing_report()
-            extra["resources"] = state["session"].resource_report()
-        Path(config.invocation_params.dir, path).write_text(json.dumps(grade.to_gradescope(extra), indent=2))
+        Path(config.invocation_params.dir, path).write_text(json.dumps(_results(config), indent=2))
+    if state["checks"] and _keeps_progress(config):
+        board.save(state["target"], _board(config))
     if state["session"] is not None:
         state["session"].close()
     _stop_tracking_server(config)  # once no scenario talks to it, before its folder goes

@@ -7,6 +7,7 @@ import struct
 from types import SimpleNamespace as Scenario
 
 from mlflow.entities import ViewType
+from mlflow.exceptions import MlflowException
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
@@ -320,7 +321,7 @@ class Test_find_best_run:
         metric = inputs.keys("score", 1)[0]
         values = inputs.rng.sample(range(10, 99), 5)
         experiment_id, ids = cls.fill(store, inputs, metric, [v / 100 for v in values], other_metric=True)
-        plain = Scenario(metric=metric, best=ids[values.index(max(values))], call=learner.attempt(store, experiment_id, metric, True))
+        plain = Scenario(store=store, metric=metric, best=ids[values.index(max(values))], call=learner.attempt(store, experiment_id, metric, True))
 
         # Traps: better values on runs that do not count, a tie among the best, a run without the metric.
         metric = inputs.keys("score", 1)[0]
@@ -333,39 +334,61 @@ class Test_find_best_run:
             "a deleted run": cls.add_run(store, experiment_id, metric, top + 0.06, delete=True),
             "a run still RUNNING": cls.add_run(store, experiment_id, metric, top + 0.07, status="RUNNING"),
         }
-        trapped = Scenario(metric=metric, traps=traps, winners={ids[values.index(top)], tie}, call=learner.attempt(store, experiment_id, metric))
+        trapped = Scenario(store=store, metric=metric, traps=traps, winners={ids[values.index(top)], tie}, call=learner.attempt(store, experiment_id, metric))
 
         # maximize=False, then experiments where no run qualifies.
         metric = inputs.keys("loss", 1)[0]
         values = [v / 100 for v in inputs.rng.sample(range(10, 90), 4)]
         experiment_id, ids = cls.fill(store, inputs, metric, values)
         cls.add_run(store, experiment_id, metric, min(values) - 0.05, status="FAILED")
-        lowest = Scenario(metric=metric, best=ids[values.index(min(values))], call=learner.attempt(store, experiment_id, metric, maximize=False))
+        lowest = Scenario(store=store, metric=metric, best=ids[values.index(min(values))], call=learner.attempt(store, experiment_id, metric, maximize=False))
         empty_id = store.new_experiment(inputs.name("empty"))
         empty = Scenario(id=empty_id, call=learner.attempt(store, empty_id, metric))
         no_metric_id, _ = cls.fill(store, inputs, metric, [None, None])
         no_metric = Scenario(id=no_metric_id, call=learner.attempt(store, no_metric_id, metric))
         return Scenario(plain=plain, trapped=trapped, lowest=lowest, empty=empty, no_metric=no_metric)
 
+    @staticmethod
+    def described(case, run_id) -> str:
+        """A run id with its value of the metric, as the store holds it."""
+        if not isinstance(run_id, str):
+            return repr(run_id)
+        try:
+            metrics = case.store.client.get_run(run_id).data.metrics
+        except MlflowException:
+            return f"{run_id!r} (not a run of the store)"
+        held = metrics.get(case.metric)
+        if held is None:
+            others = ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())) or "no metrics"
+            return f"{run_id} (which has no {case.metric!r}; it holds {others})"
+        return f"{run_id} ({case.metric}={held:g})"
+
     def test_best_finished(self, scenario):
         plain = scenario.plain
         returned = plain.call.value()
-        assert returned == plain.best, f"the best FINISHED run by {plain.metric!r} is {plain.best}; the function returned {returned!r}"
+        assert returned == plain.best, (
+            f"the best FINISHED run by {plain.metric!r} is {self.described(plain, plain.best)}; "
+            f"the function returned {self.described(plain, returned)}"
+        )
 
     def test_ignores_traps(self, scenario):
         trapped = scenario.trapped
         returned = trapped.call.value()
         for trap, run_id in trapped.traps.items():
-            assert returned != run_id, f"the function returned {trap} ({run_id}); only FINISHED, active runs count"
+            assert returned != run_id, (
+                f"the function returned {trap}, {self.described(trapped, run_id)}; only FINISHED, active runs count"
+            )
         assert returned in trapped.winners, (
-            f"the best FINISHED runs by {trapped.metric!r} are {sorted(trapped.winners)} (a tie); the function returned {returned!r}"
+            f"the best FINISHED runs by {trapped.metric!r} are {' and '.join(self.described(trapped, w) for w in sorted(trapped.winners))} "
+            f"(a tie); the function returned {self.described(trapped, returned)}"
         )
 
     def test_minimize_and_empty(self, scenario):
         lowest, empty, no_metric = scenario.lowest, scenario.empty, scenario.no_metric
         returned = lowest.call.value()
         assert returned == lowest.best, (
-            f"with maximize=False the best run by {lowest.metric!r} is {lowest.best} (the lowest value); the function returned {returned!r}"
+            f"with maximize=False the best run by {lowest.metric!r} is {self.described(lowest, lowest.best)} (the lowest value); "
+            f"the function returned {self.described(lowest, returned)}"
         )
         returned = empty.call.value()
         assert returned is None, f"experiment {empty.id} has no runs, so the answer is None; the function returned {returned!r}"

@@ -42,23 +42,44 @@ class Test_run_practice:
         return store, returned, model_name, probe
 
     @staticmethod
-    def candidates(store, experiment_id):
-        """FINISHED runs that logged accuracy and a model with a signature."""
-        good = []
+    def conditions(store, experiment_id) -> dict[str, dict[str, bool]]:
+        """Per run of the experiment: which of a candidate's conditions it meets."""
+        held = {}
         for run in runs_in(store, experiment_id):
             models = store.client.search_logged_models(experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
-            signed = any((mlmodel(store, logged_model_files(store, m)).get("signature") or {}).get("inputs") for m in models)
-            if run.info.status == "FINISHED" and "accuracy" in run.data.metrics and signed:
-                good.append(run)
-        return good
+            held[run.info.run_id] = {
+                "a FINISHED status": run.info.status == "FINISHED",
+                "an accuracy metric": "accuracy" in run.data.metrics,
+                "a logged model": bool(models),
+                "a model with a signature": any(
+                    (mlmodel(store, logged_model_files(store, m)).get("signature") or {}).get("inputs") for m in models),
+            }
+        return held
+
+    @classmethod
+    def candidates(cls, store, experiment_id):
+        """FINISHED runs that logged accuracy and a model with a signature."""
+        good = {run_id for run_id, met in cls.conditions(store, experiment_id).items() if all(met.values())}
+        return [run for run in runs_in(store, experiment_id) if run.info.run_id in good]
 
     def test_candidate_runs(self, scenario):
         practice = self.practice(scenario)
         store, returned, *_ = practice
-        good = self.candidates(store, returned["experiment_id"])
+        held = self.conditions(store, returned["experiment_id"])
+        good = [run_id for run_id, met in held.items() if all(met.values())]
+        runs = len(held)
+        if len(good) < 3 and runs >= 3:
+            # Name what the runs lack, not everything a candidate must have.
+            missing = {c: sum(not met[c] for met in held.values()) for c in next(iter(held.values()))}
+            lacking = [f"{n} {'lacks' if n == 1 else 'lack'} {c}" for c, n in missing.items() if n]
+            raise AssertionError(
+                f"the experiment holds {runs} runs, but only {len(good)} count as candidates: of the {runs} runs, "
+                f"{'; '.join(lacking)}. Every candidate run must be FINISHED with an accuracy metric and a logged model "
+                "with a signature (signature=infer_signature(X_train, model.predict(X_train)))"
+            )
         assert len(good) >= 3, (
-            f"the experiment holds {len(good)} FINISHED runs with an accuracy metric and a logged model with a signature; "
-            "train at least 3 candidates, each in its own run"
+            f"the experiment holds {runs} run(s); train at least 3 candidates, each in its own run "
+            "(FINISHED, with an accuracy metric and a logged model with a signature)"
         )
 
     def champion(self, store, returned, model_name):
@@ -66,6 +87,11 @@ class Test_run_practice:
             version = store.client.get_model_version_by_alias(model_name, "champion")
         except MlflowException:
             raise AssertionError(f"registered model {model_name!r} has no version with alias 'champion'") from None
+        assert isinstance(returned["version"], int) and not isinstance(returned["version"], bool), (
+            f"run_practice returned version {returned['version']!r}, a {type(returned['version']).__name__}: return it as "
+            "an int, int(model_version.version) (MLflow gives the version as a string from a tracking server "
+            "and as an int from a local SQLite store)"
+        )
         assert int(version.version) == returned["version"], f"alias champion is on version {version.version}, the function returned {returned['version']!r}"
         assert version.run_id == returned["best_run_id"], f"the champion comes from run {version.run_id}, the function returned best_run_id {returned['best_run_id']!r}"
         return version
@@ -75,7 +101,11 @@ class Test_run_practice:
         store, returned, model_name, _ = practice
         version = self.champion(store, returned, model_name)
         scores = {r.info.run_id: r.data.metrics["accuracy"] for r in self.candidates(store, returned["experiment_id"])}
-        assert version.run_id in scores, f"the champion's run {version.run_id} is not a FINISHED run of the experiment with accuracy and a model"
+        if version.run_id not in scores:
+            met = self.conditions(store, returned["experiment_id"]).get(version.run_id)
+            assert met is not None, f"the champion comes from run {version.run_id}, which is not a run of the experiment"
+            lacks = " and ".join(c for c, held in met.items() if not held)
+            raise AssertionError(f"the champion's run {version.run_id} is not a candidate: it lacks {lacks}")
         best = max(scores.values())
         assert scores[version.run_id] == best, f"the champion's run has accuracy {scores[version.run_id]}, but the best run has {best}"
 

@@ -73,8 +73,14 @@ def run_practice(experiment_name: str, model_name: str) -> dict:
        (``model_info.model_uri``, i.e. ``models:/<model_id>``, or
        ``f"runs:/{best_run_id}/model"``), then
        ``MlflowClient().set_registered_model_alias(model_name, "champion", version)``.
-    7. Return ``{"experiment_id": experiment_id, "best_run_id": best_run_id,
-       "version": int(version)}``.
+    7. Say what the champion is, for whoever finds it in the registry:
+       ``MlflowClient().update_model_version(model_name, version,
+       description=...)`` (``annotate_version`` of Module 3 does this). The
+       grader does not check it; ``python -m grader inspect`` does, when you
+       check your own practice store.
+    8. Return ``{"experiment_id": experiment_id, "best_run_id": best_run_id,
+       "version": int(version)}`` (an int: over a tracking server MLflow gives
+       the version as a string).
 
     The grader checks: at least 3 FINISHED runs in the experiment, each with a
     logged model and an ``accuracy`` metric; the ``champion`` alias points at a
@@ -126,7 +132,7 @@ def run_practice(experiment_name: str, model_name: str) -> dict:
         ),
     ]
 
-    best = None  # (accuracy, run_id, model_uri)
+    best = None  # (accuracy, run_id, model_uri, family)
     for family, params, model in candidates:
         with mlflow.start_run(experiment_id=experiment_id, run_name=family) as run:
             model.fit(X_train, y_train)
@@ -143,12 +149,16 @@ def run_practice(experiment_name: str, model_name: str) -> dict:
                 serialization_format="cloudpickle",
             )
         if best is None or accuracy > best[0]:
-            best = (accuracy, run.info.run_id, model_info.model_uri)
+            best = (accuracy, run.info.run_id, model_info.model_uri, family)
 
-    _, best_run_id, best_model_uri = best
+    best_accuracy, best_run_id, best_model_uri, best_family = best
     model_version = mlflow.register_model(best_model_uri, model_name)
     version = int(model_version.version)
     client.set_registered_model_alias(model_name, "champion", str(version))
+    client.update_model_version(
+        model_name, str(version),
+        description=f"Wine cultivar classifier ({best_family}), test accuracy {best_accuracy:.3f}: the best of {len(candidates)} candidates.",
+    )
 
     return {"experiment_id": experiment_id, "best_run_id": best_run_id, "version": version}
     ### END SOLUTION

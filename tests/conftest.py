@@ -88,6 +88,26 @@ def plant(snippet: Path, destination: Path, fill: dict[str, str]) -> None:
         module.write("\n\n" + text)
 
 
+def with_functions(folder: Path, code: dict[tuple[str, str], str | None], base: Path = REPO / "exercises") -> Path:
+    """A learner's folder: a copy of ``base`` (the stubs) with some functions replaced,
+    ``(module, function) -> their code`` (None: the reference solution's)."""
+    from grader.authoring.stubgen import drop_markers
+    from grader.core.source import definition_span
+
+    shutil.copytree(base, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for (module, function), new in code.items():
+        if new is None:
+            solution = drop_markers((REPO / "solutions" / f"{module}.py").read_text())
+            first, last = definition_span(solution, function)
+            new = "".join(solution.splitlines(keepends=True)[first - 1:last])
+        path = folder / f"{module}.py"
+        text = path.read_text()
+        first, last = definition_span(text, function)
+        lines = text.splitlines(keepends=True)
+        path.write_text("".join(lines[:first - 1]) + new.rstrip("\n") + "\n" + "".join(lines[last:]))
+    return folder
+
+
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file below a folder with its size and modification time."""
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}

@@ -3,6 +3,7 @@ real Jupyter kernel, and graded by real nbgrader with the same points as `pytest
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +61,14 @@ def log_run(experiment_id, params, metrics, tags=None, run_name=None):
     mlflow.log_metrics(metrics)
     return run.info.run_id''',
     },
+    # The whole notebook is one module: an import that fails breaks every function, and the
+    # messages name the cell, never a module file the learner never saw.
+    "imports_a_missing_module": {
+        "log_run": "import mlflow_helpers_never_installed\n\n\n" + '''def log_run(experiment_id, params, metrics, tags=None, run_name=None):
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.log_params(params)
+    return run.info.run_id''',
+    },
 }
 
 
@@ -103,6 +112,15 @@ def _check_cells(notebook: nbformat.NotebookNode) -> dict[str, tuple[int, str]]:
             printed = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
             found[f"{kit['module']}.{kit['name']}"] = (int(results[0].data["text/plain"]), printed)
     return found
+
+
+def _total_cell(notebook: nbformat.NotebookNode) -> tuple[int, str]:
+    """(what check_all() returned, what it printed): the last cell."""
+    cell = notebook.cells[-1]
+    assert cell.source == "check_all()", cell.source
+    results = [o for o in cell.outputs if o.output_type == "execute_result"]
+    printed = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+    return int(results[0].data["text/plain"]), printed
 
 
 def _errors(notebook: nbformat.NotebookNode) -> list[str]:
@@ -151,11 +169,18 @@ def test_extract_submission_keeps_definitions_and_runs_nothing(tmp_path):
         'check("ex01_tracking", "log_run")',
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    notebook.cells.insert(2, nbformat.v4.new_markdown_cell("## Some words: a cell a person counts too"))
     path = tmp_path / "sub.ipynb"
     nbformat.write(notebook, str(path))
     notebooks.extract_submission(path, tmp_path / "out")
     code = (tmp_path / "out" / "ex01_tracking.py").read_text()
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {f"{m.name}.py" for m in catalogue.load().modules}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {f"{m.name}.py" for m in catalogue.load().modules} | {"cells.json"}
+    # Which cell each piece of the module came from, as a person counts cells (markdown too, from 1).
+    cells_of = json.loads((tmp_path / "out" / "cells.json").read_text())["ex01_tracking.py"]
+    helper = next(c for c in cells_of if c["definition"] == "helper")
+    assert (helper["cell"], helper["cell_line"]) == (4, 2)
+    assert code.splitlines()[helper["first_line"] - 1:helper["last_line"]] == ["@staticmethod", "def helper():", "    return THRESHOLD"]
+    assert [c["cell"] for c in cells_of] == [1, 1, 2, 4, 6]
     for kept in ("import os", "import mlflow", "THRESHOLD = 0.5", "@staticmethod\ndef helper():", "class Model:"):
         assert kept in code
     for dropped in ("grader", "open(", "load_data", "broken", "Model().predict()", "check(", "matplotlib"):
@@ -179,7 +204,9 @@ def test_lesson_with_stubs_runs_and_says_not_attempted(tmp_path):
     checks = _check_cells(lesson)
     assert set(checks) == {e.key for e in catalogue.load().exercises}
     for key, (points, printed) in checks.items():
-        assert points == 0 and "not attempted" in printed, (key, printed)
+        assert points == 0 and "not attempted" in printed and "Progress: 0/19 done · 0/100 points" in printed, (key, printed)
+    total, printed = _total_cell(lesson)
+    assert total == 0 and "0/19 done · 0/100 points" in printed and "Next: write `get_or_create_experiment`" in printed
     assert not any(o.output_type == "stream" and o.name == "stderr" for c in lesson.cells if c.cell_type == "code" for o in c.outputs)
 
 
@@ -190,6 +217,9 @@ def test_lesson_with_solutions_scores_full_marks(tmp_path):
     expected = {e.key: e.points for e in catalogue.load().exercises}
     assert {key: points for key, (points, _) in checks.items()} == expected, {k: p for k, (_, p) in checks.items()}
     assert all("passed" in printed for _, printed in checks.values())
+    assert "Progress: 19/19 done · 100/100 points" in checks["ex04_practice.run_practice"][1]
+    total, printed = _total_cell(lesson)
+    assert total == 100 and "19/19 done · 100/100 points" in printed and "Checking" not in printed, printed
 
 
 # --------------------------------------------------------------------------- nbgrader
@@ -263,6 +293,7 @@ def test_nbgrader_scores_tell_the_submissions_apart(nbgrader_course):
     assert points["forgets_tags_and_steps"] == {"ex01_tracking.log_run": 4, "ex01_tracking.log_metric_history": 1}
     assert points["raises_and_talks_on_stderr"] == {"ex01_tracking.log_run": 0, "ex01_tracking.log_metric_history": 4}
     assert 0 < points["leaves_the_run_active"]["ex01_tracking.log_run"] < 6
+    assert points["imports_a_missing_module"] == {"ex01_tracking.log_run": 0, "ex01_tracking.log_metric_history": 0}
 
 
 def test_nbgrader_export_writes_the_csv(nbgrader_course):
@@ -270,3 +301,17 @@ def test_nbgrader_export_writes_the_csv(nbgrader_course):
     with open(course / "grades.csv", newline="") as handle:
         rows = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
     assert rows == {student: float(graded[student].results["score"]) for student in students}
+
+
+def test_a_broken_notebook_submission_is_named_by_its_cell(nbgrader_course):
+    course, _, graded = nbgrader_course
+    results = graded["imports_a_missing_module"].results
+    notebook = nbformat.read(str(course / "submitted" / "imports_a_missing_module" / notebooks.ASSIGNMENT
+                                 / f"{notebooks.ASSIGNMENT}.ipynb"), as_version=4)
+    cell = next(n for n, c in enumerate(notebook.cells, start=1) if c.metadata.get("kit", {}).get("name") == "log_run"
+                and c.metadata["kit"]["role"] == "definition")
+    problem = results["extra_data"]["broken_modules"]["ex01_tracking"]
+    assert problem["error"] == "ModuleNotFoundError: No module named 'mlflow_helpers_never_installed'"
+    for test in results["tests"]:
+        assert f"cell {cell}, line 1: ModuleNotFoundError" in test["output"], test["output"]
+        assert ".py" not in test["output"] and "mlflow-kit-" not in test["output"], test["output"]

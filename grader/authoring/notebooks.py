@@ -22,6 +22,7 @@ committed files drift from it.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ import nbformat
 
 from grader.authoring import stubgen
 from grader.core import catalogue
+from grader.core.places import CELLS_FILE
 
 REPO = stubgen.REPO
 LESSON_PATH = REPO / "notebooks" / "mlflow_lesson.ipynb"
@@ -45,7 +47,7 @@ class Part:
     """One cell-to-be. ``role`` says what it is; ``text`` is markdown, or code (for
     definitions: the solution with its markers)."""
 
-    role: str  # markdown | setup | imports | definition | check
+    role: str  # markdown | setup | imports | definition | check | total
     key: str  # unique, stable: becomes the cell id and nbgrader's grade_id
     text: str
     module: str = ""
@@ -102,7 +104,7 @@ KIT_ROOT = os.environ.get("KIT_ROOT") or next(
 assert KIT_ROOT, "Cannot find the MLflow exercise kit: set the KIT_ROOT environment variable to its folder."
 if KIT_ROOT not in sys.path:
     sys.path.insert(0, KIT_ROOT)
-from grader.notebook import check, start_grading
+from grader.notebook import check, check_all, start_grading
 
 start_grading()  # the grader warms up in the background, so the first check is quick
 """
@@ -131,6 +133,14 @@ In the UI, open the experiment `wine-practice`: compare the candidate runs side 
 (select them, then *Compare*), look at a run's params, metrics, artifacts and logged model,
 then open *Models* → `wine-classifier` to see its versions, the run each came from and the
 `champion` alias.
+"""
+
+
+TOTAL = """## Your total
+
+The last cell checks the whole lesson: a function checked since you last ran its cell keeps
+its result, the others are checked now. It shows every function, how many are done and
+your total.
 """
 
 
@@ -179,6 +189,8 @@ def plan(only: Iterable[str] | None = None, solutions: Path = REPO / "solutions"
         parts.append(Part("imports", f"{module.name}-imports", f"# The imports of {module.name}: run this cell first.\n{imports}", module.name))
         parts += _definition_parts(module, number, definitions, exercises)
     parts.append(Part("markdown", "ui", UI))
+    parts.append(Part("markdown", "total-intro", TOTAL))
+    parts.append(Part("total", "check-all", "check_all()"))
     return parts
 
 
@@ -294,6 +306,22 @@ def expected_files(course: Path = COURSE, lesson: Path = LESSON_PATH, only: Iter
     }
 
 
+def unsafe_overwrites(lesson: Path = LESSON_PATH) -> dict[Path, list[str]]:
+    """The lesson notebook, if generating would overwrite function cells someone filled in."""
+    try:
+        current = nbformat.read(str(lesson), as_version=4)
+    except (OSError, ValueError):
+        return {}
+    fresh = {cell.id: cell.source for cell in lesson_notebook("stubs").cells}
+    work = [
+        name
+        for cell in current.cells
+        if cell.cell_type == "code" and cell.get("metadata", {}).get("kit", {}).get("role") == "definition"
+        for name in stubgen.learner_work(cell.source, fresh.get(cell.get("id"), ""))
+    ]
+    return {lesson: work} if work else {}
+
+
 def generate(course: Path = COURSE, lesson: Path = LESSON_PATH, only: Iterable[str] | None = None) -> list[Path]:
     """Write the files that differ; return them."""
     written = []
@@ -341,8 +369,9 @@ def _is_constant(node: ast.stmt) -> bool:
     return all(isinstance(t, ast.Name) for t in targets)
 
 
-def _kept_statements(source: str) -> list[str]:
-    """The imports, definitions and constants of one cell, as source text, never run."""
+def _kept_statements(source: str) -> list[tuple[str, int, str | None]]:
+    """The imports, definitions and constants of one cell, never run: (source text, its
+    first line in the cell, the name it defines if it is a definition)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -352,26 +381,54 @@ def _kept_statements(source: str) -> list[str]:
     for node in tree.body:
         if (isinstance(node, KEPT) and not _is_kit_import(node)) or _is_constant(node):
             if isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)):
-                kept.append(ast.get_source_segment(source, node))
+                kept.append((ast.get_source_segment(source, node), node.lineno, None))
             else:
-                kept.append("".join(lines[_first_line(node) - 1:node.end_lineno]).rstrip("\n"))
+                first = _first_line(node)
+                kept.append(("".join(lines[first - 1:node.end_lineno]).rstrip("\n"), first, node.name))
     return kept
+
+
+MODULE_HEADER = "# Made by the MLflow exercise kit from notebook cells: imports, definitions and constants only.\n"
+
+
+def module_from_cells(cells: Iterable[tuple[int, str]], label: str | None = None) -> tuple[str, list[dict]]:
+    """One module from numbered notebook cells, in order (a later definition wins, as in the
+    kernel), and where each of its pieces came from: [{"first_line", "last_line" (in the
+    module), "cell" (its number), "cell_line" (where the piece starts in the cell),
+    "definition" (the name it defines, or None)}], and "label" (how to name the cell, such
+    as "cell [12]") when ``label`` is given as a format."""
+    chunks, origins, line = [], [], MODULE_HEADER.count("\n") + 1
+    for number, cell in cells:
+        for text, cell_line, name in _kept_statements(_python_of(cell)):
+            last = line + text.count("\n")
+            place = {"first_line": line, "last_line": last, "cell": number, "cell_line": cell_line, "definition": name}
+            if label:
+                place["label"] = label.format(number)
+            origins.append(place)
+            chunks.append(text)
+            line = last + 3  # the two blank lines between pieces
+    return MODULE_HEADER + "\n\n\n".join(chunks) + "\n", origins
 
 
 def definitions_only(cells: Iterable[str]) -> str:
     """One module from notebook cells, in order (a later definition wins, as in the kernel)."""
-    chunks = [chunk for cell in cells for chunk in _kept_statements(_python_of(cell))]
-    header = "# Made by the MLflow exercise kit from notebook cells: imports, definitions and constants only.\n"
-    return header + "\n\n\n".join(chunks) + "\n"
+    return module_from_cells(enumerate(cells, start=1))[0]
+
+
+def write_modules(code: str, origins: list[dict], dest: Path) -> None:
+    """The four ``<module>.py`` files (a notebook is one namespace: each gets all of its code)
+    and ``cells.json``, which lets every message name a line by its cell."""
+    dest.mkdir(parents=True, exist_ok=True)
+    names = [f"{module.name}.py" for module in catalogue.load().modules]
+    for name in names:
+        (dest / name).write_text(code, encoding="utf-8")
+    (dest / CELLS_FILE).write_text(json.dumps({name: origins for name in names}, indent=1), encoding="utf-8")
 
 
 def extract_submission(ipynb: Path, dest: Path) -> None:
-    """Write the four ``<module>.py`` files of a notebook submission into ``dest``.
-
-    A notebook is one namespace: every function sees every import and definition of the
-    notebook, so each module gets all of them. Nothing of the notebook is executed here."""
+    """Write the four ``<module>.py`` files of a notebook submission into ``dest``, and
+    ``cells.json`` beside them. Cells are numbered as a person counts them in the notebook:
+    from 1, markdown and code cells alike. Nothing of the notebook is executed here."""
     notebook = nbformat.read(str(ipynb), as_version=4)
-    code = definitions_only(cell.source for cell in notebook.cells if cell.cell_type == "code")
-    dest.mkdir(parents=True, exist_ok=True)
-    for module in catalogue.load().modules:
-        (dest / f"{module.name}.py").write_text(code, encoding="utf-8")
+    numbered = [(number, cell.source) for number, cell in enumerate(notebook.cells, start=1) if cell.cell_type == "code"]
+    write_modules(*module_from_cells(numbered), dest)

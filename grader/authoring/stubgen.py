@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from grader.core import catalogue
+from grader.core.source import definition_span, raises_not_implemented
 
 REPO = Path(__file__).resolve().parents[2]
 BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION\s*$")
@@ -90,3 +91,45 @@ def generate(exercises: Path = REPO / "exercises", solutions: Path = REPO / "sol
             path.write_text(text, encoding="utf-8")
             written.append(path)
     return written
+
+
+def stub_of(module: str, function: str, solutions: Path = REPO / "solutions") -> str:
+    """The stub of one function (or class), as the generator writes it into exercises/."""
+    stub = expected_stubs(solutions)[f"{module}.py"]
+    first, last = definition_span(stub, function)
+    return "".join(stub.splitlines(keepends=True)[first - 1:last])
+
+
+def learner_work(current: str, stub: str) -> list[str]:
+    """The functions (``Class.method`` for methods) of ``current`` that hold code of a
+    learner's: neither a stub nor what ``stub`` itself holds. The whole text counts as work
+    when it does not parse."""
+    try:
+        mine = _functions(ast.parse(current))
+    except SyntaxError as error:
+        return [f"(the file does not parse: line {error.lineno})"]
+    given = {name: ast.dump(node) for name, node in _functions(ast.parse(stub)).items()}
+    return [name for name, node in mine.items() if not raises_not_implemented(node) and ast.dump(node) != given.get(name)]
+
+
+def unsafe_overwrites(exercises: Path = REPO / "exercises", solutions: Path = REPO / "solutions") -> dict[Path, list[str]]:
+    """exercises/ files that generating would overwrite although they hold someone's code."""
+    found = {}
+    for name, text in expected_stubs(solutions).items():
+        path = exercises / name
+        if path.is_file() and path.read_text(encoding="utf-8") != text:
+            work = learner_work(path.read_text(encoding="utf-8"), text)
+            if work:
+                found[path] = work
+    return found
+
+
+def _functions(tree: ast.AST, prefix: str = "") -> dict[str, ast.AST]:
+    """Qualified name -> definition, for functions at the top level and in classes."""
+    found = {}
+    for node in getattr(tree, "body", []):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[prefix + node.name] = node
+        elif isinstance(node, ast.ClassDef):
+            found.update(_functions(node, f"{prefix}{node.name}."))
+    return found

@@ -22,6 +22,7 @@ class Exercise:
     function: str
     hint: str
     checks: tuple[Check, ...]
+    more: str = ""  # a second, more specific hint (`python -m grader hint FUNCTION --more`)
 
     @property
     def key(self) -> str:
@@ -84,6 +85,7 @@ def load(path: Path = CATALOGUE_PATH) -> Catalogue:
             function=entry["function"],
             hint=entry["hint"],
             checks=tuple(Check(name, points) for name, points in entry["checks"].items()),
+            more=entry.get("more", ""),
         )
         for entry in raw["exercise"]
     ]

@@ -6,6 +6,8 @@ traceback of the grader.
 """
 from __future__ import annotations
 
+import re
+
 from grader.sandbox.client import CallResult
 
 
@@ -19,6 +21,46 @@ class NotAttempted(LearnerOutcome):
 
 class LearnerError(LearnerOutcome):
     status = "error"
+
+
+class BrokenModule(LearnerError):
+    """The learner's module cannot be imported (a syntax error, a failing import, an
+    exception at import): no function of it can run. ``problem`` says where, once, for the
+    summary: {"error", "line", "column", "text"}; the message of each check only points at it."""
+
+    def __init__(self, module: str, function: str, problem: dict):
+        self.module, self.function, self.problem = module, function, problem
+        where = f"{module}.py, line {problem['line']}" if problem.get("line") else f"{module}.py"
+        super().__init__(
+            f"`{function}` could not run: {module}.py cannot be imported ({where}: {problem['error']}). "
+            "Fix that first; then every function of it can be checked."
+        )
+
+
+# What learners commonly return instead of plain data, and what to return instead.
+RETURN_INSTEAD = {
+    "mlflow.entities.run.Run": "a Run object: return its id, `run.info.run_id`",
+    "mlflow.entities.run_info.RunInfo": "a RunInfo object: return its id, `run_info.run_id`",
+    "mlflow.tracking.fluent.ActiveRun": "the ActiveRun of `mlflow.start_run`: return its id, `run.info.run_id`",
+    "mlflow.entities.experiment.Experiment": "an Experiment object: return its id, `experiment.experiment_id`",
+    "mlflow.entities.model_registry.model_version.ModelVersion":
+        "a ModelVersion object: return its number as an int, `int(model_version.version)`",
+    "mlflow.models.model.ModelInfo": "the ModelInfo of `log_model`: return its URI, `model_info.model_uri`",
+    "mlflow.entities.logged_model.LoggedModel": "a LoggedModel object: return its URI, `f\"models:/{model.model_id}\"`",
+    "pandas.core.frame.DataFrame": "a pandas DataFrame (what `mlflow.search_runs` gives): return the one value asked for",
+}
+
+# Errors whose own words do not tell a learner what to do, and what does.
+KNOWN_ERRORS = (
+    (re.compile(r"untrusted types", re.IGNORECASE),
+     'Since MLflow 3.14 scikit-learn models are saved with skops, which refuses tree models such as a random '
+     'forest: pass serialization_format="cloudpickle" to mlflow.sklearn.log_model (or save_model), as the '
+     "docstring says."),
+)
+
+
+def advice_for(error: str) -> str:
+    return "".join(f"\n{advice}" for pattern, advice in KNOWN_ERRORS if pattern.search(error or ""))
 
 
 def outcome_of(result: CallResult, module: str, function: str, timeout: float) -> LearnerOutcome | None:
@@ -42,5 +84,28 @@ def outcome_of(result: CallResult, module: str, function: str, timeout: float) -
     if result.status == "crashed":
         return LearnerError(f"{where} crashed: {result.error}.{output}")
     if result.status == "bad_return":
+        instead = RETURN_INSTEAD.get(result.type or "")
+        if instead:
+            return LearnerError(f"{where} returned {instead}.")
         return LearnerError(f"{where} returned something the grader cannot use: {result.error}")
-    return LearnerError(f"{where} raised an exception:\n{result.error}{output}")
+    if result.at_import:
+        return BrokenModule(module, function, import_problem(result.error or "", module, output))
+    return LearnerError(f"{where} raised an exception:\n{result.error}{advice_for(result.error)}{output}")
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*: ")
+_FRAME = re.compile(r"^\s*(?P<file>[^,\n]+\.py), line (?P<line>\d+), in <module>: (?P<text>.*)$", re.MULTILINE)
+
+
+def import_problem(error: str, module: str, output: str = "") -> dict:
+    """{"error", "line", "column", "text"} of a module that raised while being imported, read
+    from the worker's account of it (the exception, then the learner's frames)."""
+    frames = [f for f in _FRAME.finditer(error) if f["file"].endswith(f"{module}.py")]
+    lines = error.strip().splitlines() or ["it raised an exception"]
+    said = next((line for line in lines if _EXCEPTION_LINE.match(line)), lines[0])
+    problem = {"error": said.strip()[:300], "line": None, "column": None, "text": None}
+    if frames:
+        problem.update(line=int(frames[-1]["line"]), text=frames[-1]["text"][:300])
+    if output:
+        problem["output"] = output.strip()[-1000:]
+    return problem

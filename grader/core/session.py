@@ -15,8 +15,8 @@ from typing import Sequence
 
 from grader.core import catalogue
 from grader.core.inputs import Inputs
-from grader.core.source import is_untouched_stub, read_module
-from grader.core.outcomes import LearnerError, LearnerOutcome, outcome_of
+from grader.core.source import compile_problem, is_untouched_stub, read_module
+from grader.core.outcomes import BrokenModule, LearnerError, LearnerOutcome, outcome_of
 from grader.core.store import Store, StoreFactory
 from grader.sandbox.client import DEFAULT_CALL_TIMEOUT, CallResult, Sandbox
 
@@ -50,6 +50,7 @@ class GradingSession:
         self.sandbox = sandbox or Sandbox(scratch, wrap=wrap, limits=limits, template=self.stores.template)
         self.timings: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._timing_lock = threading.Lock()
+        self.notes: dict[str, list[str]] = {}  # module.function -> what MLflow said was deprecated
         self._scenarios: dict[str, Future] = {}
         self._pool = ThreadPoolExecutor(SCENARIO_THREADS, thread_name_prefix="scenario")
         self.calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="call")  # for Learner.start
@@ -57,6 +58,12 @@ class GradingSession:
     def spent(self, key: str, part: str, seconds: float) -> None:
         with self._timing_lock:
             self.timings[key][part] += seconds
+
+    def note(self, key: str, said: list[str]) -> None:
+        """Deprecation warnings a learner call caused: a note for the learner, no points lost."""
+        with self._timing_lock:
+            kept = self.notes.setdefault(key, [])
+            kept += [f"MLflow warned during your call: {s}" for s in said if f"MLflow warned during your call: {s}" not in kept]
 
     def timing_report(self) -> dict:
         """Seconds per function: the learner's calls, the grader's set-up, its checks."""
@@ -92,6 +99,7 @@ class GradingSession:
 
     def _run_scenario(self, check_class: type, module: str, function: str):
         learner = self.learner(module, function)
+        learner.raise_if_broken()
         learner.raise_if_untouched()
         started = time.monotonic()
         try:
@@ -163,6 +171,13 @@ class Learner:
         source = self.source()
         return source is not None and is_untouched_stub(source, self.function)
 
+    def raise_if_broken(self) -> None:
+        """A module that does not even compile: say so once, without running anything."""
+        source = self.source()
+        problem = compile_problem(source, f"{self.module}.py") if source is not None else None
+        if problem:
+            raise BrokenModule(self.module, self.function, problem)
+
     def raise_if_untouched(self) -> None:
         """A stub nobody edited is not attempted: say so without setting anything up."""
         if self.untouched():
@@ -215,6 +230,8 @@ class Learner:
             args=args, kwargs=kwargs, post=post,
         )
         result = self._run(store, request, "learner_call")
+        if result.warnings:
+            self.session.note(self.key, result.warnings)
         outcome = outcome_of(result, self.module, self.function, self.session.timeout)
         if outcome is not None:
             raise outcome

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from grader.core import summary
 from grader.core.results import Grade
-from grader.inspect import checks, rubric
+from grader.inspect import rubric
 from grader.inspect.source import OpenedStore, StoreProblem, open_store, without_password
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_UNREADABLE = 0, 1, 2
@@ -68,6 +68,8 @@ def _quiet_mlflow() -> None:
 
 # ---------------------------------------------------------------- one store
 def grade_one(store: OpenedStore, args: argparse.Namespace) -> int:
+    from grader.inspect import checks  # imports MLflow: only when a store is inspected
+
     started = time.monotonic()
     print(f"Inspecting {store.shown_as} ({'a read-only copy' if store.kind == 'sqlite' else 'read calls only'})")
     try:
@@ -107,6 +109,8 @@ def _next_line(grade: Grade) -> str:
 
 
 def _unreadable(args: argparse.Namespace, problem: str) -> int:
+    from grader.inspect import checks  # imports MLflow: only when a store is inspected
+
     print(f"Cannot inspect: {problem}", file=sys.stderr)
     _write_json(args.grade_json, checks.grade_of(None, problem, "error"), {"tracking_uri": without_password(args.tracking_uri)})
     return EXIT_UNREADABLE
@@ -123,6 +127,8 @@ def gradebook_columns() -> list[str]:
 
 
 def grade_class(store: OpenedStore, args: argparse.Namespace) -> int:
+    from grader.inspect import checks  # imports MLflow: only when a store is inspected
+
     print(f"Inspecting {store.shown_as}: every learner tagged {args.learners_tag}=...")
     try:
         names = checks.learners(store, args.learners_tag)
@@ -145,6 +151,8 @@ def grade_class(store: OpenedStore, args: argparse.Namespace) -> int:
 
 
 def grade_learner(store: OpenedStore, args: argparse.Namespace, learner: str) -> dict:
+    from grader.inspect import checks  # imports MLflow: only when a store is inspected
+
     started = time.monotonic()
     status = "graded"
     try:

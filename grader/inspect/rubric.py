@@ -36,7 +36,7 @@ ITEMS = (
          "Point an alias at one version: MlflowClient().set_registered_model_alias(name, 'champion', version)."),
     Item("documented", 10,
          "Say what the model is: MlflowClient().update_registered_model(name, description=...) or "
-         "update_model_version(...), or set_registered_model_tag / set_model_version_tag."),
+         "update_model_version(...) (step 7 of run_practice), or set_registered_model_tag / set_model_version_tag."),
 )
 
 

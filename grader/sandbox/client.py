@@ -81,6 +81,8 @@ class CallResult:
     seconds: float = 0.0
     max_rss_kb: int = 0
     output: str = ""
+    at_import: bool = False  # it failed while importing the learner's module
+    warnings: list = field(default_factory=list)  # deprecations MLflow reported during the call
     _arrays: dict = field(default_factory=dict, repr=False)
 
     def array(self, name: str = "value") -> np.ndarray:
@@ -380,6 +382,8 @@ def _read_result(root: Path, call_dir: Path, reply: dict, memory_note: str | Non
             type=data.get("type"),
             error=data.get("error"),
             active_run=data.get("active_run"),
+            at_import=data.get("at_import") is True,
+            warnings=[str(w)[:300] for w in data.get("warnings") or []][:5],
             **common,
         )
     except OSError as error:

@@ -1,0 +1,138 @@
+"""Watch mode: how long from saving a file to seeing its verdict on the screen, next to the
+floor and to a cold `pytest grader`, all measured in the same run.
+
+    python bench/watch.py [--saves 5] [--cold 3]
+
+`python -m grader watch` runs in a tmux pane of its own, on a copy of the stubs. Each round
+saves a wrong `log_run` and waits for ✘, then saves a correct one and times until the screen
+shows ✔ log_run and the new count of functions done (read with `tmux capture-pane`, as a
+person reads it). The floor is one Python importing MLflow and scikit-learn
+(`python -c "import mlflow.sklearn, sklearn.ensemble"`); "cold" is what each check cost before
+watch: `pytest grader -k log_run` on the same folder, the whole `pytest grader` on it, and on
+the solutions (every function graded).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from grader.authoring.stubgen import drop_markers  # noqa: E402
+from grader.core import catalogue  # noqa: E402
+from grader.core.source import definition_span  # noqa: E402
+
+FLOOR = [sys.executable, "-c", "import mlflow.sklearn, sklearn.ensemble"]
+WRONG = '''def log_run(experiment_id, params, metrics, tags=None, run_name=None):
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.log_params(params)
+    return run.info.run_id
+'''
+
+
+def solution(module: str, function: str) -> str:
+    text = drop_markers((REPO / "solutions" / f"{module}.py").read_text())
+    first, last = definition_span(text, function)
+    return "".join(text.splitlines(keepends=True)[first - 1:last])
+
+
+def save(folder: Path, code: str) -> None:
+    """Replace log_run in ex01_tracking.py, the way an editor saves: a whole new file."""
+    path = folder / "ex01_tracking.py"
+    text = path.read_text()
+    first, last = definition_span(text, "log_run")
+    lines = text.splitlines(keepends=True)
+    path.write_text("".join(lines[:first - 1]) + code + "".join(lines[last:]))
+
+
+def timed(command: list[str], **kwargs) -> float:
+    started = time.monotonic()
+    subprocess.run(command, cwd=REPO, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+    return time.monotonic() - started
+
+
+class Pane:
+    def __init__(self, command: list[str], env: dict[str, str]):
+        self.socket = f"kit-bench-{uuid.uuid4().hex[:8]}"
+        line = " ".join(["env", *(f"{k}={shlex.quote(v)}" for k, v in env.items()), *map(shlex.quote, command)])
+        self.tmux("new-session", "-d", "-s", "bench", "-x", "150", "-y", "60", "-c", str(REPO), line)
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True).stdout
+
+    def wait_for(self, *texts: str, timeout: float = 300) -> float:
+        """Seconds until the screen shows every one of ``texts``."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            screen = self.tmux("capture-pane", "-p", "-t", "bench")
+            if all(text in screen for text in texts):
+                return time.monotonic() - started
+            time.sleep(0.01)
+        raise TimeoutError(f"the screen never showed {texts}:\n{screen}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "send-keys", "-t", "bench", "q"], capture_output=True)
+        time.sleep(1)
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--saves", type=int, default=5, help="saves of a correct log_run to time (default %(default)s)")
+    parser.add_argument("--cold", type=int, default=3, help="runs of each cold command (default %(default)s)")
+    args = parser.parse_args()
+    if shutil.which("tmux") is None:
+        sys.exit("bench/watch.py needs tmux")
+    total = len(catalogue.load().exercises)
+    with tempfile.TemporaryDirectory(prefix="kit-bench-watch-") as scratch:
+        folder = Path(scratch) / "exercises"
+        shutil.copytree(REPO / "exercises", folder, ignore=shutil.ignore_patterns("__pycache__"))
+        env = {"XDG_CACHE_HOME": str(Path(scratch) / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+        floor = [timed(FLOOR) for _ in range(args.cold)]
+        pane = Pane([sys.executable, "-m", "grader", "watch", "--target", str(folder)], env)
+        try:
+            pane.wait_for(f"0/{total} done")
+            save(folder, WRONG)
+            first = pane.wait_for("✘ log_run")  # includes the grading host's start
+            latencies = []
+            for _ in range(args.saves):
+                save(folder, solution("ex01_tracking", "log_run"))
+                latencies.append(pane.wait_for("✔ log_run", f"1/{total} done"))
+                save(folder, WRONG)
+                pane.wait_for("✘ log_run", f"0/{total} done")
+        finally:
+            pane.close()
+        save(folder, solution("ex01_tracking", "log_run"))
+        grade = [sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider", "--target", str(folder)]
+        environment = {**os.environ, **env}
+        cold_one = [timed([*grade, "-k", "log_run"], env=environment) for _ in range(args.cold)]
+        cold_all = [timed(grade, env=environment) for _ in range(args.cold)]
+        solutions = [*grade[:-1], str(REPO / "solutions")]
+        cold_solutions = [timed(solutions, env=environment) for _ in range(args.cold)]
+    median_floor = statistics.median(floor)
+    rows = [
+        ("floor: import mlflow.sklearn, sklearn.ensemble", floor),
+        (f"watch: save a correct log_run -> ✔ on screen ({args.saves} saves)", latencies),
+        ("watch: first verdict after starting (host start-up included)", [first]),
+        ("cold: pytest grader -k log_run", cold_one),
+        (f"cold: pytest grader (that folder: log_run and {total - 1} stubs)", cold_all),
+        (f"cold: pytest grader --target solutions ({total} functions graded)", cold_solutions),
+    ]
+    print(f"{'measured':<66}{'median s':>10}{'min–max s':>16}{'× floor':>9}")
+    for label, values in rows:
+        median = statistics.median(values)
+        print(f"{label:<66}{median:>10.2f}{f'{min(values):.2f}–{max(values):.2f}':>16}{median / median_floor:>9.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The learner's commands around `pytest grader`: watch, hint, reset, progress."""

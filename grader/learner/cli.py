@@ -1,0 +1,162 @@
+"""The learner's commands around `pytest grader`: ``watch``, ``hint``, ``reset`` and ``progress``."""
+from __future__ import annotations
+
+import argparse
+import difflib
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from grader.core import catalogue, options
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def add_parser(commands) -> None:
+    watch = commands.add_parser(
+        "watch", help="grade your exercises again at every save, and show the whole board",
+        description="Watch exercises/ (or --target): at every save, grade again the functions whose code "
+                    "changed, with the same checks as `pytest grader`, and show every function's status, "
+                    "how many are done, the points and the next thing to do. Press q (or Ctrl-C) to stop.")
+    options.add(watch, "target", "seed", "call_timeout", "isolation")
+    watch.set_defaults(handler=_watch)
+
+    hint = commands.add_parser("hint", help="the hint for one function (--more: a more specific one)",
+                               description="Print the hint for FUNCTION (for example log_run).")
+    hint.add_argument("function", metavar="FUNCTION")
+    hint.add_argument("--more", action="store_true", help="also the second, more specific hint, where there is one")
+    hint.set_defaults(handler=_hint)
+
+    reset = commands.add_parser(
+        "reset", help="put back the stub of one function (asks first)",
+        description="Replace FUNCTION in your exercise file with its original stub, leaving everything else "
+                    "in the file as it is. Your code for it is kept in the kit's cache folder.")
+    reset.add_argument("function", metavar="FUNCTION")
+    options.add(reset, "target")
+    reset.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
+    reset.set_defaults(handler=_reset)
+
+    progress = commands.add_parser(
+        "progress", help="the board from your last gradings, without grading again",
+        description="Show every function's status and points as your last `pytest grader` or `watch` left "
+                    "them; a function you edited since is shown as not checked.")
+    options.add(progress, "target")
+    progress.set_defaults(handler=_progress)
+
+
+def exercise_named(name: str) -> catalogue.Exercise:
+    """``log_run`` or ``ex01_tracking.log_run``; a clear error naming close matches otherwise."""
+    exercises = catalogue.load().exercises
+    found = [e for e in exercises if name in (e.function, e.key)]
+    if found:
+        return found[0]
+    close = difflib.get_close_matches(name, [e.function for e in exercises], n=3)
+    maybe = f" Did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
+    raise SystemExit(f"There is no exercise called `{name}`.{maybe} The functions are: "
+                     + ", ".join(e.function for e in exercises))
+
+
+def target_folder(args: argparse.Namespace) -> Path:
+    from grader.core.source import TargetError, resolve_target
+
+    try:
+        return resolve_target(Path(args.target) if args.target else REPO / "exercises")
+    except TargetError as error:
+        raise SystemExit(f"--target: {error}") from None
+
+
+def grade_command(args: argparse.Namespace) -> str:
+    return "pytest grader" + (f" --target {args.target}" if args.target else "")
+
+
+# ------------------------------------------------------------------ hint
+def _hint(args: argparse.Namespace) -> int:
+    exercise = exercise_named(args.function)
+    print(f"Hint for `{exercise.function}` ({exercise.module}.py, {exercise.points} points):")
+    print(f"  {exercise.hint}")
+    if args.more and exercise.more:
+        print("More specifically:")
+        print(f"  {exercise.more}")
+    elif exercise.more:
+        print(f"A more specific hint: python -m grader hint {exercise.function} --more")
+    else:
+        print(f"This is the most specific hint; the docstring of `{exercise.function}` says the rest.")
+    return 0
+
+
+# ------------------------------------------------------------------ reset
+def _reset(args: argparse.Namespace) -> int:
+    from grader.authoring.stubgen import stub_of
+    from grader.core.places import Places
+    from grader.core.source import compile_problem, definition_span
+
+    exercise = exercise_named(args.function)
+    folder = target_folder(args)
+    path, shown = folder / f"{exercise.module}.py", Places(folder).file(exercise.module)
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    problem = compile_problem(text, path.name)
+    if problem:
+        print(f"{shown} does not parse ({problem['error']}, line {problem['line']}): fix that first, "
+              f"then reset `{exercise.function}`.", file=sys.stderr)
+        return 1
+    stub, span = stub_of(exercise.module, exercise.function), definition_span(text, exercise.function)
+    lines = text.splitlines(keepends=True)
+    mine = "".join(lines[span[0] - 1:span[1]]) if span else ""
+    if mine == stub:
+        print(f"`{exercise.function}` in {shown} is already its stub: nothing to do.")
+        return 0
+    what = (f"Replace your `{exercise.function}` in {shown} (lines {span[0]}–{span[1]}) with its stub?"
+            if span else f"{shown} has no `{exercise.function}`: add its stub at the end?")
+    if not args.yes and not _confirmed(what):
+        print("Nothing changed.")
+        return 1
+    kept = _keep(exercise, mine) if mine else None
+    if span:
+        new = "".join(lines[:span[0] - 1]) + stub + "".join(lines[span[1]:])
+    else:
+        new = text + ("" if text.endswith("\n") or not text else "\n") + "\n\n" + stub
+    path.write_text(new, encoding="utf-8")
+    print(f"`{exercise.function}` is a stub again in {shown}." + (f" Your code for it is kept in {kept}." if kept else ""))
+    return 0
+
+
+def _confirmed(question: str) -> bool:
+    if not sys.stdin.isatty():
+        print(f"{question}\nreset asks before replacing your code: answer at a terminal, or pass --yes.",
+              file=sys.stderr)
+        return False
+    return input(f"{question} Your code for it is kept aside. [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _keep(exercise: catalogue.Exercise, code: str) -> Path:
+    """The learner's code of a function being reset, kept in the cache folder (not theirs)."""
+    from grader.core.store import _cache_dir
+
+    folder = _cache_dir() / "reset"
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = folder / f"{exercise.module}.{exercise.function}.{time.strftime('%Y%m%d-%H%M%S')}.py"
+    kept.write_text(code, encoding="utf-8")
+    return kept
+
+
+# ------------------------------------------------------------------ progress
+def _progress(args: argparse.Namespace) -> int:
+    from grader.core import board, summary
+    from grader.core.places import Places
+
+    folder = target_folder(args)
+    known = board.load(folder)
+    if not known.entries:
+        print(f"No grading of {Places(folder).folder or folder} is recorded yet: run `{grade_command(args)}` "
+              "or `python -m grader watch`.")
+    rows = shutil.get_terminal_size((100, 60)).lines if sys.stdout.isatty() else None
+    for line in summary.render_board(known.against(folder), Places(folder), command=grade_command(args), rows=rows):
+        print(line)
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from grader.learner.watch import watch
+
+    return watch(target_folder(args), args)

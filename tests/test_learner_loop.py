@@ -1,0 +1,250 @@
+"""The learner's loop around `pytest grader`: `watch` in a real terminal (tmux), the board
+(`progress`, and "N/19 done" with a "Next:" for the whole kit), `hint`, `reset`, and a
+`generate` that never overwrites a learner's work unasked."""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SEED, grade, snapshot, with_functions
+from grader.authoring import stubgen
+from grader.core import catalogue
+from grader.core.processes import descendants, proc_stat
+from grader.core.source import definition_span, is_untouched_stub
+
+FORGETS_TAGS = '''def log_run(experiment_id: str, params: dict, metrics: dict, tags: dict[str, str] | None = None,
+            run_name: str | None = None) -> str:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+    return run.info.run_id
+'''
+FUNCTION_LINE = re.compile(r"^\s+(\S)\s+(\w+)\s+(passed|failed|error|not attempted|not checked)\s+(\d+)/(\d+)\s*$")
+EXERCISES = catalogue.load().exercises
+
+
+def kit(*args: str, env: dict, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=REPO, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120, stdin=stdin)
+
+
+def replace_function(folder: Path, module: str, function: str, code: str) -> None:
+    path = folder / f"{module}.py"
+    text = path.read_text()
+    first, last = definition_span(text, function)
+    lines = text.splitlines(keepends=True)
+    path.write_text("".join(lines[:first - 1]) + code + "".join(lines[last:]))
+
+
+def solution_of(module: str, function: str) -> str:
+    solution = stubgen.drop_markers((REPO / "solutions" / f"{module}.py").read_text())
+    first, last = definition_span(solution, function)
+    return "".join(solution.splitlines(keepends=True)[first - 1:last])
+
+
+def board(screen: str) -> dict[str, tuple[str, int]]:
+    """Function -> (status, points) as a board on the screen shows them."""
+    return {m[2]: (m[3], int(m[4])) for m in map(FUNCTION_LINE.match, screen.splitlines()) if m}
+
+
+def gone(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (a zombie has ended; its parent just has not reaped it)."""
+    return [pid for pid in pids if (fields := proc_stat(pid)) is not None and fields[0] != b"Z"]
+
+
+class Terminal:
+    """A command in a tmux pane of a private tmux server: keys in, the screen out."""
+
+    def __init__(self, command: list[str], env: dict, width: int = 140, height: int = 70):
+        self.socket = f"kit-test-{uuid.uuid4().hex[:8]}"
+        line = " ".join(["env", *(f"{k}={shlex.quote(v)}" for k, v in env.items()), *map(shlex.quote, command)])
+        self.tmux("new-session", "-d", "-s", "kit", "-x", str(width), "-y", str(height), "-c", str(REPO), line)
+        self.tmux("set-option", "-t", "kit", "remain-on-exit", "on")
+        self.pid = int(self.tmux("display-message", "-p", "-t", "kit", "#{pane_pid}").strip())
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True).stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "kit")
+
+    def wait_for(self, *texts: str, timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if all(text in screen for text in texts):
+                return screen
+            time.sleep(0.05)
+        raise AssertionError(f"the screen never showed {texts}:\n{self.screen()}")
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "kit", *keys)
+
+    def processes(self) -> list[int]:
+        return [self.pid, *descendants(self.pid)]
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def terminals():
+    opened = []
+    yield lambda *args, **kwargs: opened.append(Terminal(*args, **kwargs)) or opened[-1]
+    for terminal in opened:
+        terminal.close()
+
+
+def assert_all_end(terminal: Terminal, pids: list[int]) -> None:
+    deadline = time.monotonic() + 10
+    while gone(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not gone(pids), f"still running after quitting: {gone(pids)}\n{terminal.screen()}"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_watch_grades_what_changed_and_quits_leaving_nothing(tmp_path, terminals):
+    folder = with_functions(tmp_path / "learner", {("ex01_tracking", "log_run"): FORGETS_TAGS,
+                                                   ("ex02_models", "save_local"): None})
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    terminal = terminals([sys.executable, "-m", "grader", "watch", "--target", str(folder), "--seed", str(SEED)], env)
+    # Meanwhile, the same folder and seed graded cold, as `pytest grader` does.
+    cold = grade(folder, "-k", "log_run or save_local", env=env, out=tmp_path / "cold.json")
+    screen = terminal.wait_for("checked log_run, save_local")
+    shown = board(screen)
+    assert set(shown) == {e.function for e in EXERCISES}, screen
+    for key, result in cold.exercises.items():
+        assert shown[key.split(".")[1]] == (result["status"], result["score"]), (key, screen)
+    assert shown["log_run"] == ("failed", 4) and "the run's tags are {}" in screen, screen
+    assert "1/19 done · 7/100 points" in screen and "Next: fix `log_run`" in screen
+
+    replace_function(folder, "ex01_tracking", "log_run", solution_of("ex01_tracking", "log_run"))
+    screen = terminal.wait_for("checked log_run in", "2/19 done · 9/100 points")
+    assert board(screen)["log_run"] == ("passed", 6) and board(screen)["save_local"] == ("passed", 3)
+
+    registry = folder / "ex03_registry.py"
+    registry.write_text(registry.read_text().replace("alias: str) -> None:", "alias: str -> None:", 1))
+    screen = terminal.wait_for("SyntaxError", "Next: fix the syntax error in ")  # the whole frame drawn
+    assert screen.count("SyntaxError") == 1 and "Next: fix the syntax error in " in screen, screen
+    assert "ex03_registry.py, line" in screen.split("Next:")[1]
+    assert all(board(screen)[e.function] == ("error", 0) for e in catalogue.load().module("ex03_registry").exercises)
+
+    progress = kit("progress", "--target", str(folder), env=env)  # what watch left, without grading
+    assert progress.returncode == 0 and board(progress.stdout) == board(screen), progress.stdout
+    assert "2/19 done · 9/100 points" in progress.stdout and progress.stdout.count("SyntaxError") == 1
+
+    pids = terminal.processes()
+    assert len(pids) >= 3, f"watch, its grading host and the host's worker: {pids}"
+    terminal.keys("q")
+    terminal.wait_for("Stopped watching")
+    assert_all_end(terminal, pids)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in (REPO / "exercises").glob("*.py")), \
+        "nothing may be written into the learner's folder"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_ctrl_c_during_a_grading_ends_every_process(tmp_path, terminals):
+    folder = with_functions(tmp_path / "learner", {("ex04_practice", "run_practice"): None})
+    terminal = terminals([sys.executable, "-m", "grader", "watch", "--target", str(folder)],
+                         {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    terminal.wait_for("checking run_practice…")
+    deadline = time.monotonic() + 60
+    while len(terminal.processes()) < 4 and time.monotonic() < deadline:  # watch, host, worker, a grading
+        time.sleep(0.05)
+    pids = terminal.processes()
+    hosts = [pid for pid in pids if int(proc_stat(pid)[1]) == terminal.pid and b"server.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    scratch = {Path(os.readlink(f"/proc/{pid}/cwd")).parent for pid in hosts}
+    assert len(scratch) == 1 and next(iter(scratch)).name.startswith("mlflow-kit-watch-"), scratch
+    terminal.keys("C-c")
+    terminal.wait_for("Stopped watching")
+    assert_all_end(terminal, pids)
+    assert not next(iter(scratch)).exists(), "watch left its temporary folder behind"
+
+
+def test_a_selection_says_what_is_next_for_the_whole_kit_and_progress_remembers(tmp_path):
+    folder = with_functions(tmp_path / "learner", {("ex01_tracking", "log_run"): None})
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    graded = grade(folder, "-k", "log_run", env=env, out=tmp_path / "r.json")
+    said = " ".join(graded.output.split())
+    assert "Total: 6/6 for the 1 function(s) checked now · the whole kit: 1/19 done · 6/100 points" in said, said
+    assert f"Next: implement `get_or_create_experiment` in {folder}/ex01_tracking.py, then check it: " \
+           f"pytest grader --target {folder} -k get_or_create_experiment (94 points still open)" in said, said
+
+    shown = kit("progress", "--target", str(folder), env=env).stdout
+    assert board(shown)["log_run"] == ("passed", 6) and "1/19 done · 6/100 points" in shown, shown
+    [kept] = (tmp_path / "cache" / "mlflow-exercise-kit" / "progress").glob("*.json")  # the board, outside the folder
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in (REPO / "exercises").glob("*.py"))
+    replace_function(folder, "ex01_tracking", "log_run", "# moved about, same code\n" + solution_of("ex01_tracking", "log_run"))
+    assert board(kit("progress", "--target", str(folder), env=env).stdout)["log_run"] == ("passed", 6)
+    replace_function(folder, "ex01_tracking", "log_run", FORGETS_TAGS)
+    shown = kit("progress", "--target", str(folder), env=env).stdout
+    assert board(shown)["log_run"] == ("not checked", 0) and "0/19 done" in shown, shown
+    assert "Next: check `log_run` (its code has not been checked yet)" in " ".join(shown.split()), shown
+
+
+def test_hint_prints_the_catalogue_hint_and_a_second_level(tmp_path):
+    log_model = catalogue.load().exercise("ex02_models", "log_model")
+    first = kit("hint", "log_model", env={})
+    assert first.returncode == 0 and log_model.hint in " ".join(first.stdout.split())
+    assert "python -m grader hint log_model --more" in first.stdout and log_model.more not in first.stdout
+    more = kit("hint", "ex02_models.log_model", "--more", env={})
+    assert log_model.hint in more.stdout and log_model.more in more.stdout
+    unknown = kit("hint", "log_modle", env={})
+    assert unknown.returncode != 0 and "no exercise called `log_modle`" in unknown.stderr and "`log_model`" in unknown.stderr
+
+
+def test_reset_puts_back_exactly_one_stub_and_asks_first(tmp_path):
+    folder = tmp_path / "done"
+    shutil.copytree(REPO / "solutions", folder)
+    before = (folder / "ex01_tracking.py").read_text()
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    refused = kit("reset", "log_run", "--target", str(folder), env=env)  # no terminal to answer: nothing changes
+    assert refused.returncode == 1 and "--yes" in refused.stderr and (folder / "ex01_tracking.py").read_text() == before
+
+    done = kit("reset", "log_run", "--target", str(folder), "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    first, last = definition_span(before, "log_run")
+    lines = before.splitlines(keepends=True)
+    expected = "".join(lines[:first - 1]) + stubgen.stub_of("ex01_tracking", "log_run") + "".join(lines[last:])
+    after = (folder / "ex01_tracking.py").read_text()
+    assert after == expected and is_untouched_stub(after, "log_run")
+    [kept] = (tmp_path / "cache" / "mlflow-exercise-kit" / "reset").glob("ex01_tracking.log_run.*.py")
+    assert kept.read_text() == "".join(lines[first - 1:last]) and str(kept) in done.stdout
+    assert {p.name for p in folder.iterdir()} == {p.name for p in (REPO / "solutions").iterdir() if p.suffix == ".py"}
+
+
+def test_generate_refuses_to_overwrite_a_learners_work(tmp_path):
+    copy = tmp_path / "kit"
+    for part in ("grader", "solutions", "exercises", "notebooks", "course"):
+        shutil.copytree(REPO / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    replace_function(copy / "exercises", "ex01_tracking", "log_run", solution_of("ex01_tracking", "log_run"))
+    before = snapshot(copy)
+
+    def generate(*args):
+        return subprocess.run([sys.executable, "-m", "grader", "generate", *args], cwd=copy, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+
+    refused = generate()
+    assert refused.returncode == 1 and "exercises/ex01_tracking.py: log_run" in refused.stderr, refused.stderr
+    assert "--force" in refused.stderr and snapshot(copy) == before
+    forced = generate("--force")
+    assert forced.returncode == 0 and (copy / "exercises" / "ex01_tracking.py").read_text() == (REPO / "exercises" / "ex01_tracking.py").read_text()
+
+
+def test_help_lists_the_learners_commands_before_the_authors():
+    listing = kit("--help", env={}).stdout
+    learner, author = listing.split("For course authors and instructors:")
+    for command in ("watch", "hint", "reset", "progress"):
+        assert re.search(rf"^  {command}\s", learner, re.MULTILINE), listing
+    for command in ("generate", "batch"):
+        assert re.search(rf"^  {command}\s", author, re.MULTILINE) and not re.search(rf"^  {command}\s", learner, re.MULTILINE)
