@@ -33,7 +33,7 @@ from grader.core.places import Places
 from grader.core.source import is_untouched_stub
 from grader.core.store import scratch_parent
 from grader.host.client import Host
-from grader.sandbox.client import DEFAULT_CALL_TIMEOUT
+from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 HEADER_MARK = "MLflow exercise kit · seed"
@@ -124,9 +124,9 @@ def _not_attempted(exercise: catalogue.Exercise, seed: int) -> tuple[list[str], 
     from grader.core import summary
     from grader.core.outcomes import outcome_of
     from grader.core.results import CheckResult, Grade
-    from grader.sandbox.client import CallResult
+    from grader.sandbox.protocol import CallResult, Status
 
-    message = str(outcome_of(CallResult("not_implemented", Path()), exercise.module, exercise.function, 0))
+    message = str(outcome_of(CallResult(Status.NOT_IMPLEMENTED, Path()), exercise.module, exercise.function, 0))
     checks = [CheckResult(exercise, c.name, c.points, "not_attempted", message) for c in exercise.checks]
     grade = Grade(catalogue.load(), checks, seed)
     return _until_total(summary.render(grade)), "not_attempted", 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.sandbox import speedups
+from grader.sandbox import mlflow_patches, speedups
 
 # Before anything imports MLflow: no telemetry from grading, ever.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -146,9 +146,10 @@ def _session(config: pytest.Config) -> "GradingSession":  # noqa: F821
 
     state = config.stash[STATE]
     if state["session"] is None:
+        mlflow_patches.speed_up_sqlite_stores()  # before the first store opens
         scratch, private, sources, sandbox = state["early"]
         stores = _tracking_server_stores(config, scratch) or StoreFactory(scratch, sandbox.template, private)
-        state["session"] = GradingSession(sources, scratch, state["seed"], timeout=config.getoption("call_timeout"), sandbox=sandbox, stores=stores)
+        state["session"] = GradingSession(sources, scratch, state["seed"], sandbox, timeout=config.getoption("call_timeout"), stores=stores)
     return state["session"]
 
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from types import SimpleNamespace as Scenario
 
+import mlflow.sklearn
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
+from grader.core import steps
 from grader.core.read import (
     assert_finished, assert_same_predictions, has_file, logged_model, logged_model_files, mlmodel, returned_run,
     runs_in, signature_inputs,
 )
+from grader.sandbox.protocol import sandbox_step
 
 MODULE = "ex02_models"
 
@@ -37,7 +40,14 @@ def predict_in_sandbox(learner, store, call, X):
     """Load the model URI a call returned in a fresh sandbox process and predict there
     (None when the call itself failed: its checks report that)."""
     uri = call.value() if call.succeeded else None
-    return learner.probe(store, "pyfunc_predict", uri, X) if isinstance(uri, str) else None
+    return learner.probe(store, steps.pyfunc_predict, uri, X) if isinstance(uri, str) else None
+
+
+@sandbox_step
+def saved_model(model, path):
+    """Set-up: a model saved in MLflow format to a local folder."""
+    mlflow.sklearn.save_model(model, path, serialization_format="cloudpickle")
+    return path
 
 
 def predictions(probe, what):
@@ -91,14 +101,14 @@ class Test_load_and_predict:
         experiment_id = store.new_experiment(inputs.name("load"))
         data = inputs.classification(2)
         model, name, alias, artifact_name = logistic(inputs, data), inputs.name("model"), inputs.word(), inputs.word()
-        made = learner.prepare(store, "logged_model", experiment_id, model, data[0].head(5),
+        made = learner.prepare(store, steps.logged_model, experiment_id, model, data[0].head(5),
                                name=artifact_name, register_as=name, alias=alias)
         uris = {
             "model_id": made["model_uri"],
             "runs": f"runs:/{made['run_id']}/{artifact_name}",
             "alias": f"models:/{name}@{alias}",
         }
-        calls = {form: learner.attempt(store, uri, data[1], post=("array",)) for form, uri in uris.items()}
+        calls = {form: learner.attempt(store, uri, data[1], returns="array") for form, uri in uris.items()}
         return Scenario(uris=uris, calls=calls, expected=model.predict(data[1]))
 
     @staticmethod
@@ -137,8 +147,8 @@ class Test_load_local:
         store = learner.store()
         data = inputs.classification(2)
         model = forest(inputs, data)
-        path = learner.prepare(store, "saved_model", model, str(store.root / inputs.name("saved")))
-        return model, data, learner.attempt(store, path, post=("predict", data[1]))
+        path = learner.prepare(store, saved_model, model, str(store.root / inputs.name("saved")))
+        return model, data, learner.attempt(store, path, then=(steps.predict_with, data[1]), returns="array")
 
     def test_native_estimator(self, scenario):
         model, data, call = scenario
@@ -148,7 +158,7 @@ class Test_load_local:
             f"load_local returned a {result.type}, expected the scikit-learn estimator {expected_type} "
             "(mlflow.sklearn.load_model, not pyfunc)"
         )
-        assert_same_predictions(result.array("predictions"), model.predict(data[1]), "the loaded estimator")
+        assert_same_predictions(result.array(), model.predict(data[1]), "the loaded estimator")
 
 
 class Test_log_threshold_model:

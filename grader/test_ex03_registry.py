@@ -11,6 +11,7 @@ from types import SimpleNamespace as Scenario
 from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LogisticRegression
 
+from grader.core import steps
 from grader.core.read import assert_same_predictions, show, user_tags
 
 MODULE = "ex03_registry"
@@ -40,7 +41,7 @@ class Registry:
                  register_as=self.model_name if run.get("register") else None, alias=run.get("alias"))
             for run in runs
         ]
-        return self.learner.prepare(self.store, "logged_models", self.experiment_id, self.data[0].head(5), specs)
+        return self.learner.prepare(self.store, steps.logged_models, self.experiment_id, self.data[0].head(5), specs)
 
     def version(self, version):
         return self.client.get_model_version(self.model_name, str(version))
@@ -152,11 +153,11 @@ class Test_load_by_alias:
         if (models[chosen - 1].predict(X) == models[2].predict(X)).all():
             chosen = 3 - chosen
         registry.client.set_registered_model_alias(registry.model_name, alias, str(chosen))
-        call = learner.attempt(registry.store, registry.model_name, alias, post=("predict", X))
+        call = learner.attempt(registry.store, registry.model_name, alias, then=(steps.predict_with, X), returns="array")
         return Scenario(call=call, expected=models[chosen - 1].predict(X), alias=alias, chosen=chosen)
 
     def test_predictions_match_version(self, scenario):
-        held = scenario.call.result().array("predictions")
+        held = scenario.call.result().array()
         assert_same_predictions(held, scenario.expected, f"the model loaded by alias {scenario.alias!r} (version {scenario.chosen})")
 
 

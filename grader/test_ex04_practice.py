@@ -6,6 +6,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.datasets import load_wine
 from sklearn.model_selection import train_test_split
 
+from grader.core import steps
 from grader.core.read import close, logged_model_files, mlmodel, runs_in
 
 MODULE = "ex04_practice"
@@ -24,7 +25,7 @@ class Test_run_practice:
         experiment_name, model_name = inputs.name("practice"), inputs.name("wine")
         call = learner.attempt(store, experiment_name, model_name)
         # Load the champion in a fresh sandbox process now, while other checks run.
-        probe = learner.probe(store, "pyfunc_predict", f"models:/{model_name}@champion", wine_split()[1]) if call.succeeded else None
+        probe = learner.probe(store, steps.pyfunc_predict, f"models:/{model_name}@champion", wine_split()[1]) if call.succeeded else None
         return store, experiment_name, model_name, call, probe
 
     @staticmethod

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from grader.host.client import HostPool
-from grader.sandbox.client import DEFAULT_CALL_TIMEOUT
+from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
 
 REPO = Path(__file__).resolve().parent.parent
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from grader.sandbox.client import DEFAULT_CALL_TIMEOUT
+from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
 
 
 def add_parser(commands) -> None:

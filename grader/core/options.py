@@ -3,8 +3,7 @@
 folder, a seed or an isolation level means the same thing whichever command grades it."""
 from __future__ import annotations
 
-from grader.sandbox import isolation
-from grader.sandbox.client import DEFAULT_CALL_TIMEOUT
+from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT, ISOLATION_MODES
 
 GRADING = {
     "target": (("--target",), dict(
@@ -17,7 +16,7 @@ GRADING = {
         type=float, default=DEFAULT_CALL_TIMEOUT, metavar="SECONDS",
         help="seconds one learner call may take (default %(default)s)")),
     "isolation": (("--isolation",), dict(
-        choices=isolation.MODES, default="none",
+        choices=ISOLATION_MODES, default="none",
         help="how learner code is fenced in: none (your own self-check), limits (rlimits per call) "
              "or bwrap (a bubblewrap sandbox as well); batch grading picks the strongest available")),
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from grader.sandbox.client import CallResult
+from grader.sandbox.protocol import CallResult, Status
 
 
 class LearnerOutcome(Exception):
@@ -67,23 +67,23 @@ def outcome_of(result: CallResult, module: str, function: str, timeout: float) -
     """The exception a check raises for this call, or None when it returned normally."""
     where = f"`{function}` in {module}.py"
     output = f"\nWhat it printed last:\n{result.output.strip()}" if result.output.strip() else ""
-    if result.status == "ok":
+    if result.status == Status.OK:
         return None
-    if result.status == "not_implemented":
+    if result.status == Status.NOT_IMPLEMENTED:
         return NotAttempted(
             f"Not attempted yet: {where} still raises NotImplementedError. "
             "Replace that line with your code."
         )
-    if result.status == "missing":
+    if result.status == Status.MISSING:
         return LearnerError(f"{module}.py has no function called `{function}`: keep the name from the stub.")
-    if result.status == "timeout":
+    if result.status == Status.TIMEOUT:
         return LearnerError(
             f"{where} did not finish within {timeout:g} seconds and was stopped "
             f"(an endless loop, or waiting for something that never comes?).{output}"
         )
-    if result.status == "crashed":
+    if result.status == Status.CRASHED:
         return LearnerError(f"{where} crashed: {result.error}.{output}")
-    if result.status == "bad_return":
+    if result.status == Status.BAD_RETURN:
         instead = RETURN_INSTEAD.get(result.type or "")
         if instead:
             return LearnerError(f"{where} returned {instead}.")

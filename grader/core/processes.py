@@ -1,10 +1,30 @@
-"""What /proc says about processes: the grader's view of everything a grading started.
+"""Processes as the grader sees them: what /proc says of everything a grading started,
+and ending them.
 
-(The sandbox worker reads /proc on its own: it imports nothing from the grader.)
+(The sandbox worker reads /proc and ends its calls on its own: it imports nothing from
+the grader.)
 """
 from __future__ import annotations
 
 import os
+import signal
+
+
+def kill(pid: int) -> None:
+    """SIGKILL a process; one already gone is fine, and so is one that is no longer ours
+    to signal (a call that took the learner's uid: its sandbox ends it)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_group(group: int) -> None:
+    """SIGKILL a whole process group, as ``kill`` does one process."""
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def proc_stat(pid: int | str) -> list[bytes] | None:

@@ -2,7 +2,14 @@
 
 Checks talk to the learner's code through ``Learner``, bound to one curriculum function:
 ``learner.call(store, *args)`` runs that function in the sandbox against ``store`` and
-returns what came back, or raises the outcome (not attempted, error, timeout...).
+returns what came back, or raises the outcome (not attempted, error, timeout...);
+``learner.probe`` and ``learner.prepare`` run a sandbox step of the checks' own there
+(grader/sandbox/protocol.py's ``sandbox_step``).
+
+Threads: each check class's ``scenario`` runs on a thread of the session's scenario pool,
+ahead of that class's tests (which wait for it only when they read it); a scenario may
+start learner calls on the call pool (``Learner.start``) and go on meanwhile. The sandbox
+serves the calls of every thread at once.
 """
 from __future__ import annotations
 
@@ -11,14 +18,14 @@ import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Callable
 
 from grader.core import catalogue
 from grader.core.inputs import Inputs
 from grader.core.source import compile_problem, is_untouched_stub, read_module
 from grader.core.outcomes import BrokenModule, LearnerError, LearnerOutcome, outcome_of
 from grader.core.store import Store, StoreFactory
-from grader.sandbox.client import DEFAULT_CALL_TIMEOUT, CallResult, Sandbox
+from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT, CallResult, Runner, Status, call_request, step_request
 
 # Scenarios run ahead of their checks, a few at once: while one waits on learner code in the
 # sandbox, another prepares its store. Three keeps two cores busy without crowding them.
@@ -33,11 +40,9 @@ class GradingSession:
         sources: Path,
         scratch: Path,
         seed: int,
+        sandbox: Runner,
         *,
         timeout: float = DEFAULT_CALL_TIMEOUT,
-        wrap: Sequence[str] = (),
-        limits: dict | None = None,
-        sandbox: Sandbox | None = None,
         stores: StoreFactory | None = None,
     ):
         self.sources = sources
@@ -46,8 +51,8 @@ class GradingSession:
         self.scratch = scratch
         self.seed = seed
         self.timeout = timeout
-        self.stores = stores or StoreFactory(scratch)  # or a tracking server's (grader/core/tracking_server.py)
-        self.sandbox = sandbox or Sandbox(scratch, wrap=wrap, limits=limits, template=self.stores.template)
+        self.stores = stores or StoreFactory(scratch, sandbox.template)  # or a tracking server's (grader/core/tracking_server.py)
+        self.sandbox = sandbox
         self.timings: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._timing_lock = threading.Lock()
         self.notes: dict[str, list[str]] = {}  # module.function -> what MLflow said was deprecated
@@ -181,20 +186,15 @@ class Learner:
     def raise_if_untouched(self) -> None:
         """A stub nobody edited is not attempted: say so without setting anything up."""
         if self.untouched():
-            raise outcome_of(CallResult("not_implemented", Path()), self.module, self.function, self.session.timeout)
+            raise outcome_of(CallResult(Status.NOT_IMPLEMENTED, Path()), self.module, self.function, self.session.timeout)
 
     def store(self) -> Store:
         return self.session.stores.new(self.function)
 
-    def _request(self, store: Store, **fields) -> dict:
-        return {
-            "env": store.env,
-            "cwd": str(store.root),
-            "src": str(self.session.sources),
-            "args": (),
-            "kwargs": {},
-            **fields,
-        }
+    def _where(self, store: Store) -> dict:
+        """What every request says of where it runs: against ``store``, from its folder,
+        with the learner's modules importable."""
+        return {"env": store.env, "cwd": str(store.root), "src": str(self.session.sources)}
 
     def _run(self, store: Store, request: dict, part: str | None = None) -> CallResult:
         """One request to the sandbox, timed as ``part`` (if given); should the worker die
@@ -207,28 +207,28 @@ class Learner:
             if part:
                 self.session.spent(self.key, part, time.monotonic() - started)
 
-    def attempt(self, store: Store, *args, post: tuple = ("value",), **kwargs) -> "Attempt":
+    def attempt(self, store: Store, *args, then: tuple | None = None, returns: str = "value", **kwargs) -> "Attempt":
         """Call the learner's function and keep what happened, good or bad, for the checks
         to look at: one failing call costs only the checks that read it."""
         try:
-            return Attempt(self.call(store, *args, post=post, **kwargs))
+            return Attempt(self.call(store, *args, then=then, returns=returns, **kwargs))
         except LearnerOutcome as outcome:
             return Attempt(None, outcome)
 
-    def start(self, store: Store, *args, post: tuple = ("value",), **kwargs) -> PendingAttempt:
+    def start(self, store: Store, *args, then: tuple | None = None, returns: str = "value", **kwargs) -> PendingAttempt:
         """``attempt`` without waiting: the call runs while the scenario goes on. Only for a
         call whose store the scenario does not touch again; so a function that hangs costs
         one call's timeout, not one per case."""
-        return PendingAttempt(self.session.calls.submit(self.attempt, store, *args, post=post, **kwargs))
+        return PendingAttempt(self.session.calls.submit(self.attempt, store, *args, then=then, returns=returns, **kwargs))
 
-    def call(self, store: Store, *args, post: tuple = ("value",), **kwargs) -> CallResult:
-        """Run the learner's function once, in a fresh process, against ``store``."""
+    def call(self, store: Store, *args, then: tuple | None = None, returns: str = "value", **kwargs) -> CallResult:
+        """Run the learner's function once, in a fresh process, against ``store``.
+        ``then=(step, *step_args)``: a sandbox step applied there to what it returned
+        (loading a model it returned runs learner code); ``returns``: "value" (plain data)
+        or "array" (what comes back is read as a NumPy array, ``result.array()``)."""
         if self.source() is None:
             raise LearnerError(f"{self.module}.py is missing from the folder being graded.")
-        request = self._request(
-            store, kind="call", module=self.module, function=self.function,
-            args=args, kwargs=kwargs, post=post,
-        )
+        request = call_request(self.module, self.function, args, kwargs, then=then, returns=returns, **self._where(store))
         result = self._run(store, request, "learner_call")
         if result.warnings:
             self.session.note(self.key, result.warnings)
@@ -237,16 +237,15 @@ class Learner:
             raise outcome
         return result
 
-    def probe(self, store: Store, probe: str, *args, **kwargs) -> CallResult:
-        """Run grader code that must touch learner-made files (such as loading a model)
-        in the sandbox; the caller decides what a failure means."""
-        request = self._request(store, kind="probe", probe=probe, args=args, kwargs=kwargs, post=("array",))
-        return self._run(store, request, "probe")
+    def probe(self, store: Store, step: Callable, *args, **kwargs) -> CallResult:
+        """Run a sandbox step that must touch learner-made files (such as loading a model)
+        and returns an array; the caller decides what a failure means."""
+        return self._run(store, step_request(step, args, kwargs, returns="array", **self._where(store)), "probe")
 
-    def prepare(self, store: Store, probe: str, *args, **kwargs):
-        """Grader-side set-up that runs in the sandbox (logging models); must succeed."""
-        request = self._request(store, kind="probe", probe=probe, args=args, kwargs=kwargs, post=("value",))
-        result = self._run(store, request)  # timed as the scenario's store preparation
-        if result.status != "ok":
-            raise RuntimeError(f"the grader could not prepare {probe}: {result.status} {result.error}\n{result.output}")
+    def prepare(self, store: Store, step: Callable, *args, **kwargs):
+        """Run a sandbox step of the grader's set-up (logging models with MLflow's own
+        calls); it must succeed. Its plain-data value."""
+        result = self._run(store, step_request(step, args, kwargs, **self._where(store)))  # timed as store preparation
+        if result.status != Status.OK:
+            raise RuntimeError(f"the grader could not prepare {step.__name__}: {result.status} {result.error}\n{result.output}")
         return result.value

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from grader.core import catalogue
-from grader.sandbox import files
+from grader.core import files
 
 
 class TargetError(Exception):

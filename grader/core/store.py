@@ -26,8 +26,7 @@ from urllib.request import url2pathname
 
 from importlib.metadata import version
 
-from grader.sandbox import files
-from grader.sandbox.speedups import speed_up_sqlite_stores
+from grader.core import files
 
 
 # A grading makes and deletes thousands of small files (stores, artifacts, call folders).
@@ -98,7 +97,7 @@ class Store:
     """One temporary MLflow store: ``root/mlflow.db`` and artifacts under ``root/mlruns``.
 
     Learner code writes in it, so the grader reaches its files only through
-    grader/sandbox/files.py, from ``scratch`` (the folder the sandbox shares, which learner
+    grader/core/files.py, from ``scratch`` (the folder the sandbox shares, which learner
     code cannot replace); ``private`` is a folder of the grader's alone on the same file
     system, where a database being put back is written before it moves in."""
 
@@ -128,7 +127,6 @@ class Store:
     def client(self) -> "MlflowClient":  # noqa: F821
         from mlflow import MlflowClient
 
-        speed_up_sqlite_stores()
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def new_experiment(self, name: str, tags: dict[str, str] | None = None) -> str:
@@ -226,7 +224,7 @@ def _write_aside(folder: int, data: bytes) -> str:
 def warm_up_client(template: Path) -> None:
     """Open one throwaway store and run the reads and writes the checks make, so that a
     process forked afterwards (a grading in a warm host) finds MLflow's store code loaded
-    and its SQL compiled (see grader/sandbox/speedups.py)."""
+    and its SQL compiled (see grader/sandbox/mlflow_patches.py)."""
     from mlflow.entities import Metric, Param, ViewType
 
     with tempfile.TemporaryDirectory(prefix="warm-up-") as folder:

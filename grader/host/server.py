@@ -217,10 +217,11 @@ def preload(template: Path) -> None:
     import grader.core.read  # noqa: F401
     import grader.core.session  # noqa: F401
     from grader.core.store import warm_up_client
-    from grader.sandbox import speedups
+    from grader.sandbox import mlflow_patches, speedups
 
     for checks in sorted((REPO / "grader").glob("test_*.py")):
         importlib.import_module(f"grader.{checks.stem}")
+    mlflow_patches.speed_up_sqlite_stores()
     warm_up_client(template)
     gc.freeze()
     speedups.collapse_into_huge_pages()  # every grading is a fork of this process

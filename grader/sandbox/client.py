@@ -1,8 +1,9 @@
 """The grader's side of the sandbox: start the worker, send it calls, read what came back.
 
-Only plain data crosses back: ``result.json`` and ``.npy`` arrays read without pickle, and
-without following a link (learner code can write the call folders: grader/sandbox/files.py).
-The worker is restarted when it dies, so one crash costs one call, never the session.
+What crosses the wall, and how, is the protocol (protocol.py). Only plain data crosses
+back: ``result.json`` and ``.npy`` arrays read without pickle, and without following a link
+(learner code can write the call folders: grader/core/files.py). The worker is restarted
+when it dies, so one crash costs one call, never the session.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import errno
 import itertools
 import json
 import os
-import pickle
 import secrets
 import signal
 import subprocess
@@ -18,23 +18,23 @@ import sys
 import threading
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
+import cloudpickle
 
-from grader.sandbox import files
+from grader.core import files
+from grader.core.processes import kill_group
 from grader.sandbox.cgroups import oom_kills
+from grader.sandbox.protocol import (
+    MAX_RESULT_BYTES, OUTPUT_FILE, REQUEST_FILE, RESULT_FILE, WORKER_DIED, CallResult, Status,
+)
 
 WORKER = Path(__file__).resolve().with_name("worker.py")
-MAX_RESULT_BYTES = 1024 * 1024
-MAX_ARRAY_BYTES = 65 * 1024 * 1024  # the worker refuses to save larger ones
 OUTPUT_TAIL_BYTES = 4000
 # How long past its own deadline the worker may take to answer before we give up on it.
 WORKER_GRACE_SECONDS = 30
-DEFAULT_CALL_TIMEOUT = 90.0  # seconds one learner call may take, unless told otherwise
-WORKER_DIED = "the grading worker died"
 
 
 class Traffic:
@@ -65,31 +65,6 @@ class Traffic:
 
     def alone(self):
         return self._turn(alone=True)
-
-
-@dataclass
-class CallResult:
-    """What one learner call (or probe) left behind."""
-
-    status: str  # ok | not_implemented | missing | error | bad_return | timeout | crashed
-    call_dir: Path
-    root: Path | None = None  # the folder shared with learner code that holds call_dir
-    value: Any = None
-    type: str | None = None
-    error: str | None = None
-    active_run: str | None = None
-    seconds: float = 0.0
-    max_rss_kb: int = 0
-    output: str = ""
-    at_import: bool = False  # it failed while importing the learner's module
-    warnings: list = field(default_factory=list)  # deprecations MLflow reported during the call
-    _arrays: dict = field(default_factory=dict, repr=False)
-
-    def array(self, name: str = "value") -> np.ndarray:
-        if name not in self._arrays:
-            with files.open_regular(self.root or self.call_dir, self.call_dir / f"{name}.npy", MAX_ARRAY_BYTES) as handle:
-                self._arrays[name] = np.load(handle, allow_pickle=False)
-        return self._arrays[name]
 
 
 def clean_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -168,7 +143,7 @@ class Sandbox:
             orphans = [call_id for call_id, call in self._pending.items() if call.process is process]
             orphans = [self._pending.pop(call_id) for call_id in orphans]
         for call in orphans:
-            call.future.set_result(CallResult("crashed", call.call_dir, error=WORKER_DIED))
+            call.future.set_result(CallResult(Status.CRASHED, call.call_dir, error=WORKER_DIED))
 
     def _kill_running_calls(self, process: subprocess.Popen | None = None) -> None:
         """End the process groups of calls still running (on one worker, or on any)."""
@@ -176,19 +151,13 @@ class Sandbox:
             doomed = [k for k, (_, owner) in self._groups.items() if process is None or owner is process]
             groups = [self._groups.pop(k)[0] for k in doomed]
         for group in groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            kill_group(group)
 
     def close(self) -> None:
         """Stop the worker and anything still running under it (a lent worker goes back
         to its owner, who decides whether it serves again)."""
         if self._process is not None and self._process.poll() is None and not isinstance(self._process, LentWorker):
-            try:
-                os.killpg(self._process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_group(self._process.pid)
             self._process.wait()
         self._kill_running_calls()
 
@@ -197,7 +166,8 @@ class Sandbox:
         """Send one request; the future resolves to its CallResult."""
         call_id = next(self._ids)
         call_dir = files.make_shared_folder(self.scratch / f"call-{call_id}")
-        files.write_new(self.scratch, call_dir / "request.pkl", pickle.dumps(request))
+        # cloudpickle: a sandbox step travels by value (protocol.sandbox_step)
+        files.write_new(self.scratch, call_dir / REQUEST_FILE, cloudpickle.dumps(request))
         future: Future = Future()
         kills_before = self._oom_kills()
         with self._lock:
@@ -218,7 +188,7 @@ class Sandbox:
                         self._pending[call_id].process = process
             else:
                 self._pending.pop(call_id)
-                future.set_result(CallResult("crashed", call_dir, error=WORKER_DIED))
+                future.set_result(CallResult(Status.CRASHED, call_dir, error=WORKER_DIED))
         return future
 
     def run(self, request: dict, timeout: float, before_retry: Callable[[], None] | None = None) -> CallResult:
@@ -228,7 +198,7 @@ class Sandbox:
         to start from (its store), since the first run may have written half of its work."""
         with self._traffic.shared():
             result = self._run_once(request, timeout)
-        if result.status == "crashed" and result.error == WORKER_DIED:
+        if result.status == Status.CRASHED and result.error == WORKER_DIED:
             with self._traffic.alone():
                 if before_retry is not None:
                     before_retry()
@@ -241,13 +211,13 @@ class Sandbox:
             return future.result(timeout=timeout + WORKER_GRACE_SECONDS)
         except TimeoutError:
             self._restart()
-            return CallResult("timeout", Path(), error="the grading worker stopped answering")
+            return CallResult(Status.TIMEOUT, Path(), error="the grading worker stopped answering")
 
     def _restart(self) -> None:
         with self._lock:
             if self._process is not None and self._process.poll() is None:
                 if not isinstance(self._process, LentWorker):  # a lent one is its owner's to end
-                    os.killpg(self._process.pid, signal.SIGKILL)
+                    kill_group(self._process.pid)
                 self._process.gone = True
 
     # -- out of memory
@@ -367,16 +337,16 @@ LENT_WORKER: LentWorker | None = None
 
 def _read_result(root: Path, call_dir: Path, reply: dict, memory_note: str | None = None,
                  file_limit: int | None = None) -> CallResult:
-    output = _tail(root, call_dir / "output.txt")
+    output = _tail(root, call_dir / OUTPUT_FILE)
     common = dict(root=root, seconds=reply["seconds"], max_rss_kb=reply["max_rss_kb"], output=output)
     if reply["timed_out"]:
-        return CallResult("timeout", call_dir, **common)
+        return CallResult(Status.TIMEOUT, call_dir, **common)
     if reply["exit"] != 0:
-        return CallResult("crashed", call_dir, error=memory_note or _describe_exit(reply, root, call_dir, file_limit), **common)
+        return CallResult(Status.CRASHED, call_dir, error=memory_note or _describe_exit(reply, root, call_dir, file_limit), **common)
     try:
-        data = json.loads(files.read_bytes(root, call_dir / "result.json", MAX_RESULT_BYTES))
+        data = json.loads(files.read_bytes(root, call_dir / RESULT_FILE, MAX_RESULT_BYTES))
         return CallResult(
-            str(data["status"]),
+            Status(data["status"]),
             call_dir,
             value=data.get("value"),
             type=data.get("type"),
@@ -388,10 +358,10 @@ def _read_result(root: Path, call_dir: Path, reply: dict, memory_note: str | Non
         )
     except OSError as error:
         if error.errno == errno.EFBIG:
-            return CallResult("bad_return", call_dir, error="the return value is far too large", **common)
-        return CallResult("crashed", call_dir, error=_describe_exit(reply, root, call_dir, file_limit), **common)
+            return CallResult(Status.BAD_RETURN, call_dir, error="the return value is far too large", **common)
+        return CallResult(Status.CRASHED, call_dir, error=_describe_exit(reply, root, call_dir, file_limit), **common)
     except (ValueError, KeyError, TypeError):
-        return CallResult("crashed", call_dir, error="the call left an unreadable result", **common)
+        return CallResult(Status.CRASHED, call_dir, error="the call left an unreadable result", **common)
 
 
 def _describe_exit(reply: dict, root: Path, call_dir: Path, file_limit: int | None) -> str:
@@ -412,7 +382,7 @@ def _too_large(root: Path, call_dir: Path, file_limit: int | None) -> str:
     if not file_limit:
         return "it wrote a file larger than allowed"
     megabytes = f"{file_limit / 1024**2:g} MB"
-    printed = files.size(root, call_dir / "output.txt") or 0
+    printed = files.size(root, call_dir / OUTPUT_FILE) or 0
     if printed >= file_limit:
         return f"it printed more than {megabytes}, the most a call may print"
     return f"it wrote a file larger than {megabytes}, the most a call may write"

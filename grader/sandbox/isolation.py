@@ -28,8 +28,7 @@ from pathlib import Path
 from dataclasses import dataclass
 
 from grader.sandbox.client import WORKER
-
-MODES = ("none", "limits", "bwrap")
+from grader.sandbox.protocol import ISOLATION_MODES as MODES
 
 # Per learner call. The worker has imported MLflow and scikit-learn before it forks, so a
 # child starts with a large address space already mapped: the cap leaves room above that.
@@ -175,7 +174,9 @@ def _leading_folders(paths: list[str]) -> list[str]:
             and f not in ("/dev", "/dev/shm", "/tmp")]
 
 
-WORKER_SCRIPTS = (WORKER, WORKER.with_name("speedups.py"), WORKER.with_name("confine.py"))
+# worker.py and what it loads beside itself: the only grader code the sandbox holds.
+WORKER_SCRIPTS = tuple(WORKER.with_name(name) for name in (
+    "worker.py", "protocol.py", "mlflow_patches.py", "speedups.py", "confine.py"))
 # A root zygote's: building sandboxes (SYS_ADMIN), starting calls as the learner (SETUID,
 # SETGID), ending them (KILL), and dropping the first two for good once built (SETPCAP).
 ZYGOTE_CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SETPCAP")

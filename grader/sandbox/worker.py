@@ -1,27 +1,21 @@
 """The learner side of the grader: a fork server that runs learner code.
 
 It runs as ``python -I worker.py`` in a process apart from the checks. It imports MLflow
-and scikit-learn once, then for every request forks a child that runs one learner call (or
-one grader probe, such as loading a logged model) and exits. Forking from a warm parent
-makes each call cheap, and gives every call a clean copy of MLflow's global state (active
-runs, autologging, tracking URI), so nothing leaks from one check into the next.
+and scikit-learn once, then for every request forks a child that runs one call and exits:
+a learner function, or a sandbox step (grader code the checks declare, such as loading a
+model the learner logged), as protocol.py describes. Forking from a warm parent makes each
+call cheap, and gives every call a clean copy of MLflow's global state (active runs,
+autologging, tracking URI), so nothing leaks from one check into the next.
 
-Protocol (one JSON object a line):
-  stdin   {"id": 7, "dir": "/tmp/.../call-7", "timeout": 60}
-  stdout  {"id": 7, "exit": 0, "signal": null, "timed_out": false, "seconds": 0.4, "max_rss_kb": ...}
-The call folder holds ``request.pkl``, written by the grader; the child unpickles it only
-once it runs with the learner's rights (so a forged one could do nothing learner code
-cannot). The child writes ``output.txt`` (its stdout and stderr), ``result.json`` and
-``*.npy`` arrays. Nothing crossing back to the grader is a pickle.
+The child unpickles the request only once it runs with the learner's rights (so a forged
+one could do nothing learner code cannot). Nothing crossing back to the grader is a pickle.
 
 A grading host's worker (``GRADER_ZYGOTE=1``) serves no call itself: it is the warm parent
-of one worker per learner, each in a sandbox of its own (confine.py):
-  stdin   {"learner": {"token": "ab12", "scratch": "/dev/shm/.../learner-1", ...}}
-  stdout  {"ready": true, "learner": "ab12", ...}   that learner's worker, serving calls
-          {"ended": "ab12", "status": 9}             once it is gone (the host ends it)
+of one worker per learner, each in a sandbox of its own (confine.py).
 
-This file imports nothing from the grader package: in batch grading it and the modules
-beside it that it loads (speedups.py, confine.py) are the only grader code the sandbox sees.
+This file knows nothing of the curriculum, and imports nothing from the grader package:
+it and the modules beside it that it loads (protocol.py, mlflow_patches.py, speedups.py,
+confine.py) are the only grader code the sandbox sees.
 """
 from __future__ import annotations
 
@@ -46,9 +40,11 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 def _load_beside(name: str):
     """A module beside this file (the sandbox binds both), loaded by path: ``python -I``
-    does not put this folder on sys.path, and learner code must not find it there."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), f"{name}.py"))
+    does not put this folder on sys.path, and a learner's module of the same name must
+    not find it there (it is known as ``_kit_<name>``)."""
+    spec = importlib.util.spec_from_file_location(f"_kit_{name}", os.path.join(os.path.dirname(__file__), f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -56,6 +52,9 @@ def _load_beside(name: str):
 _speedups = _load_beside("speedups")
 _speedups.one_blas_thread()
 _confine = _load_beside("confine")
+_protocol = _load_beside("protocol")
+_patches = _load_beside("mlflow_patches")
+Status, Exit = _protocol.Status, _protocol.Exit
 
 import logging  # noqa: E402
 import warnings  # noqa: E402
@@ -84,60 +83,11 @@ for _name in WARM_IMPORTS:
     except ImportError:
         pass
 
-# log_model infers pip requirements by loading the model again in a fresh subprocess, which
-# costs seconds a call. Every flavor passes its default requirements as the fallback, so the
-# logged model still gets a requirements.txt; only its list is the flavor's default one.
-mlflow.models.infer_pip_requirements = (
-    lambda model_uri, flavor, fallback=None, *args, **kwargs: list(fallback or [])
-)
-
-
-# Two probes of the machine that mean nothing in a grading sandbox and cost the worker about
-# a second before it can serve: comparing a model's requirements with every installed
-# distribution (only ever a warning in the call's output), and importing IPython to look
-# for a Databricks notebook at every start_run. Outside Databricks both answer "nothing".
-def _no_mismatch_warning(model_requirements):
-    return None
-
-
-def _not_in_databricks():
-    raise mlflow.utils.databricks_utils._NoDbutilsError
-
-
-import mlflow.utils.databricks_utils  # noqa: E402
-import mlflow.utils.environment  # noqa: E402
-import mlflow.utils.requirements_utils  # noqa: E402
-
-for _module in (mlflow.utils.requirements_utils, mlflow.utils.environment, mlflow.pyfunc):
-    _module.warn_dependency_requirement_mismatches = _no_mismatch_warning
-mlflow.utils.databricks_utils._get_dbutils = _not_in_databricks
-
-_speedups.speed_up_sqlite_stores()  # forked calls inherit what it saves
-
-MAX_RESULT_ARRAY_BYTES = 64 * 1024 * 1024
+_patches.skip_machine_probes()
+_patches.speed_up_sqlite_stores()  # forked calls inherit what it saves
 
 
 # ------------------------------------------------------------------ inside the child
-def _ignore_uri_change(api_name: str):
-    """Learner code must log to the grader's temporary store, whatever it sets."""
-
-    def ignored(uri=None, *args, **kwargs):
-        print(
-            f"[grader] mlflow.{api_name}({uri!r}) was ignored: while grading, your code "
-            "logs to a temporary store the grader made for this check.",
-            file=sys.stderr,
-        )
-
-    return ignored
-
-
-def _pin_store() -> None:
-    for api in ("set_tracking_uri", "set_registry_uri"):
-        setattr(mlflow, api, _ignore_uri_change(api))
-    mlflow.tracking.set_tracking_uri = mlflow.set_tracking_uri
-    mlflow.tracking.set_registry_uri = mlflow.set_registry_uri
-
-
 def _learner_traceback(exc: BaseException, src: str) -> str:
     """The exception and the learner's own frames, not MLflow's internals."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(src)]
@@ -170,9 +120,9 @@ def _save_array(call_dir: str, name: str, value) -> None:
     array = np.asarray(value)
     if array.dtype == object:
         raise TypeError(f"the {name} hold Python objects, not numbers or strings")
-    if array.nbytes > MAX_RESULT_ARRAY_BYTES:
+    if array.nbytes > _protocol.MAX_ARRAY_BYTES:
         raise ValueError(f"the {name} are too large ({array.nbytes} bytes)")
-    np.save(os.path.join(call_dir, f"{name}.npy"), array, allow_pickle=False)
+    np.save(os.path.join(call_dir, _protocol.ARRAY_FILE), array, allow_pickle=False)
 
 
 def _type_name(value) -> str:
@@ -180,83 +130,12 @@ def _type_name(value) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-# Things the grader asks for after a call, applied to the value the call returned.
-def _post_value(value, call_dir, result):
-    result["value"] = _to_json(value)
-
-
-def _post_array(value, call_dir, result):
-    _save_array(call_dir, "value", value)
-
-
-def _post_predict(value, call_dir, result, X):
-    result["type"] = _type_name(value)
-    _save_array(call_dir, "predictions", value.predict(X))
-
-
-def _post_plain_fit(value, call_dir, result, X, y):
-    """Fit a model outside any run: if autologging is still on, this logs a run."""
-    result["value"] = _to_json(value)
-    sklearn.linear_model.LogisticRegression(max_iter=200).fit(X, y)
-    run = mlflow.active_run()
-    if run is not None:
-        mlflow.end_run()
-
-
-POST_STEPS = {
-    "value": _post_value,
-    "array": _post_array,
-    "predict": _post_predict,
-    "plain_fit": _post_plain_fit,
-}
-
-
-# Grader code that needs to touch learner-made files (loading a logged model runs code
-# the learner controls) runs here too, never in the grading process.
-def _probe_pyfunc_predict(model_uri, X):
-    return mlflow.pyfunc.load_model(model_uri).predict(X)
-
-
-def _prepare_logged_model(experiment_id, model, X_example, *, name="model", run_name=None,
-                          metrics=None, register_as=None, alias=None):
-    """Grader set-up: a run holding a logged scikit-learn model, maybe registered."""
-    from mlflow.models import infer_signature
-
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-        if metrics:
-            mlflow.log_metrics(metrics)
-        info = mlflow.sklearn.log_model(
-            model,
-            name=name,
-            signature=infer_signature(X_example, model.predict(X_example)),
-            serialization_format="cloudpickle",
-        )
-    made = {"run_id": run.info.run_id, "model_uri": info.model_uri, "model_id": info.model_id}
-    if register_as:
-        version = mlflow.register_model(f"runs:/{run.info.run_id}/{name}", register_as)
-        made["version"] = int(version.version)
-        if alias:
-            mlflow.MlflowClient().set_registered_model_alias(register_as, alias, version.version)
-    return made
-
-
-def _prepare_logged_models(experiment_id, X_example, specs):
-    """Several of the above in one call (one fork, one store opening)."""
-    return [_prepare_logged_model(experiment_id, spec.pop("model"), X_example, **spec) for spec in specs]
-
-
-def _prepare_saved_model(model, path):
-    """Grader set-up: a model saved in MLflow format to a local folder."""
-    mlflow.sklearn.save_model(model, path, serialization_format="cloudpickle")
-    return path
-
-
-PROBES = {
-    "pyfunc_predict": _probe_pyfunc_predict,
-    "logged_model": _prepare_logged_model,
-    "logged_models": _prepare_logged_models,
-    "saved_model": _prepare_saved_model,
-}
+def _send_back(value, call_dir: str, result: dict, returns: str) -> None:
+    """What a call returned, as the request asked: plain data in the result, or an array."""
+    if returns == "array":
+        _save_array(call_dir, "values returned", value)
+    else:
+        result["value"] = _to_json(value)
 
 
 class _MlflowDeprecations(logging.Handler):
@@ -292,45 +171,48 @@ class _MlflowDeprecations(logging.Handler):
 
 
 def _run(request: dict, call_dir: str) -> dict:
-    result: dict = {"status": "ok", "value": None, "type": None, "active_run": None}
+    result: dict = {"status": Status.OK, "value": None, "type": None, "active_run": None}
     src = request.get("src") or ""
     try:
-        if request["kind"] == "probe":
-            value = PROBES[request["probe"]](*request["args"], **request["kwargs"])
+        if request["kind"] == "step":
+            value = request["step"](*request["args"], **request["kwargs"])
         else:
             result["at_import"] = True  # an exception from here on is the module's, not the function's
             module = importlib.import_module(request["module"])
             del result["at_import"]
             function = getattr(module, request["function"], None)
             if not callable(function):
-                result["status"] = "missing"
+                result["status"] = Status.MISSING
                 return result
             with _MlflowDeprecations(result):
                 value = function(*request["args"], **request["kwargs"])
+            result["type"] = _type_name(value)
     except NotImplementedError:
-        result["status"] = "not_implemented"
+        result["status"] = Status.NOT_IMPLEMENTED
         return result
     except SystemExit as exc:
-        result.update(status="error", error=f"the code called sys.exit({exc.code!r})")
+        result.update(status=Status.ERROR, error=f"the code called sys.exit({exc.code!r})")
         return result
     except BaseException as exc:  # the learner's code may raise anything
-        result.update(status="error", error=_learner_traceback(exc, src))
+        result.update(status=Status.ERROR, error=_learner_traceback(exc, src))
         return result
     finally:
         active = mlflow.active_run()
         if active is not None:
             result["active_run"] = active.info.run_id
-    step, *step_args = request.get("post") or ("value",)
     try:
-        POST_STEPS[step](value, call_dir, result, *step_args)
+        if request.get("then"):  # a sandbox step of the checks', applied to what came back
+            step, *step_args = request["then"]
+            value = step(value, *step_args)
+        _send_back(value, call_dir, result, request.get("returns", "value"))
     except BaseException as exc:
-        result.update(status="bad_return", error=_learner_traceback(exc, src), type=_type_name(value))
+        result.update(status=Status.BAD_RETURN, error=_learner_traceback(exc, src), type=_type_name(value))
     return result
 
 
 def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int] | None) -> None:
     """Runs in the forked child: never returns."""
-    code = 0
+    code = Exit.OK
     try:
         os.setsid()  # its own process group, so everything it starts can be killed at once
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; a file over the limit must end the call
@@ -341,33 +223,33 @@ def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int
         if user is not None:
             os.umask(0o002)  # the grader (the group's other member) may clean up after the call
         _apply_limits(limits)
-        output = os.open(os.path.join(call_dir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        output = os.open(os.path.join(call_dir, _protocol.OUTPUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(output, 1)
         os.dup2(output, 2)
         os.close(output)
         os.closerange(3, 1 << 16)  # the protocol pipe and other calls' handles stay with the server
-        with open(os.path.join(call_dir, "request.pkl"), "rb") as handle:
+        with open(os.path.join(call_dir, _protocol.REQUEST_FILE), "rb") as handle:
             request = pickle.load(handle)
         for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
             del os.environ[key]
         os.environ.update(request["env"])
         # Temporary files go to the call's own folder, not to a /tmp that later calls share.
-        os.environ["TMPDIR"] = os.path.join(call_dir, "tmp")
+        os.environ["TMPDIR"] = os.path.join(call_dir, _protocol.CALL_TMP)
         os.mkdir(os.environ["TMPDIR"])
         tempfile.tempdir = None
         os.chdir(request["cwd"])
         if request.get("src"):
             sys.path.insert(0, request["src"])
-        _pin_store()
+        _patches.pin_store()
         result = _run(request, call_dir)
-        partial = os.path.join(call_dir, "result.json.partial")
+        partial = os.path.join(call_dir, _protocol.RESULT_FILE + ".partial")
         with open(partial, "w", encoding="utf-8") as handle:
             json.dump(result, handle)
-        os.replace(partial, os.path.join(call_dir, "result.json"))
+        os.replace(partial, os.path.join(call_dir, _protocol.RESULT_FILE))
     except BaseException:  # noqa: BLE001 - report, then leave without running atexit hooks
         traceback.print_exc()
-        code = 70
+        code = Exit.INTERNAL_ERROR
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -397,6 +279,15 @@ def _apply_limits(limits: dict) -> None:
 SWEEP_STRAYS = os.environ.pop("GRADER_SWEEP_STRAYS", "") == "1"
 
 
+def _kill(pid: int, group: bool = False) -> None:
+    """SIGKILL a process (or its group); one already gone, or no longer ours, is fine.
+    (The grader's side has its own, grader/core/processes.py: this file imports none of it.)"""
+    try:
+        (os.killpg if group else os.kill)(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def sweep_strays(running_calls: set[int]) -> None:
     """Kill processes a finished call left behind, even those that escaped its process
     group with setsid. A running call's processes keep its session id (the child's pid).
@@ -413,10 +304,7 @@ def sweep_strays(running_calls: set[int]) -> None:
             continue  # already gone
         state, parent, session = fields[0], int(fields[1]), int(fields[3])
         if session not in keep_sessions:
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            _kill(int(entry))
         if state == b"Z" and parent == os.getpid() and int(entry) not in running_calls:
             try:
                 os.waitpid(int(entry), os.WNOHANG)
@@ -425,7 +313,9 @@ def sweep_strays(running_calls: set[int]) -> None:
 
 
 # ------------------------------------------------------------------ the fork server
-class Server:
+class Worker:
+    """Serves calls: a child forked per request, several at once, each ended by its deadline."""
+
     def __init__(self, protocol_out: int, default_limits: dict, *, sweep: bool = SWEEP_STRAYS,
                  user: tuple[int, int] | None = None, banner: dict | None = None):
         self.out = protocol_out
@@ -455,10 +345,7 @@ class Server:
 
     def finish(self, pidfd: int, timed_out: bool = False) -> None:
         call = self.running.pop(pidfd)
-        try:  # whatever the call started dies with it
-            os.killpg(call["pid"], signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _kill(call["pid"], group=True)  # whatever the call started dies with it
         _, status, usage = os.wait4(call["pid"], 0)
         os.close(pidfd)
         if self.sweep:
@@ -546,7 +433,7 @@ class Zygote:
 
     def _learner_main(self, spec: dict, stdin: int) -> None:
         """The learner's sandbox: new namespaces and folders, then its worker as pid 1."""
-        code = 70
+        code = Exit.INTERNAL_ERROR
         try:
             _confine.die_with_parent()
             if spec["namespaces"]:
@@ -564,7 +451,7 @@ class Zygote:
             os._exit(code)
 
     def _worker_main(self, spec: dict, stdin: int) -> None:
-        code = 70
+        code = Exit.INTERNAL_ERROR
         try:
             _confine.die_with_parent()
             banner = {"learner": spec["token"]}
@@ -577,9 +464,9 @@ class Zygote:
             if self.default_limits:  # a sandbox: keep only what starting and ending calls needs
                 _confine.keep_capabilities(_confine.WORKER_CAPABILITIES if user else ())
             os.environ.update(spec.get("env", {}))
-            Server(self.out, self.default_limits, sweep=spec["namespaces"] and "note" not in banner, user=user,
+            Worker(self.out, self.default_limits, sweep=spec["namespaces"] and "note" not in banner, user=user,
                    banner=banner).serve(stdin)
-            code = 0
+            code = Exit.OK
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
         finally:
@@ -592,6 +479,8 @@ def warm_up(template: str | None) -> None:
     model, registering it. Forked children inherit all of it."""
     import threading
 
+    from mlflow.models import infer_signature
+
     if not template:
         return
     folder = tempfile.mkdtemp(prefix="warm-up-", dir=os.getcwd())  # the scratch: it goes with the session
@@ -603,8 +492,13 @@ def warm_up(template: str | None) -> None:
         experiment = client.create_experiment("warm-up", artifact_location=os.path.join(folder, "mlruns"))
         X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
         model = sklearn.linear_model.LogisticRegression().fit(X, [0, 1, 0, 1])
-        made = _prepare_logged_model(experiment, model, X, register_as="warm-up", alias="warm")
-        mlflow.pyfunc.load_model(made["model_uri"]).predict(X)
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_metrics({"m": 1.0})
+            signature = infer_signature(X, model.predict(X))
+            info = mlflow.sklearn.log_model(model, name="model", signature=signature, serialization_format="cloudpickle")
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "warm-up")
+        client.set_registered_model_alias("warm-up", "warm", version.version)
+        mlflow.pyfunc.load_model(info.model_uri).predict(X)
         mlflow.search_runs([experiment])
     finally:
         for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
@@ -635,7 +529,7 @@ def main() -> None:
     if os.environ.pop("GRADER_ZYGOTE", "") == "1":
         Zygote(protocol_out, limits).serve(sys.stdin.fileno())
     else:
-        Server(protocol_out, limits).serve(sys.stdin)
+        Worker(protocol_out, limits).serve(sys.stdin)
 
 
 if __name__ == "__main__":

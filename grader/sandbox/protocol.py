@@ -1,0 +1,156 @@
+"""The sandbox's wire protocol: what the grader asks of the worker, and what comes back.
+
+Both sides read this file. The grader imports it (``grader/core`` imports nothing else
+from ``grader/sandbox``: it depends on what crosses the wall, not on the processes that
+carry it); the worker loads it beside itself, since the sandbox holds no grader package.
+So it imports nothing from the grader, and nothing heavy at the top.
+
+One call, in order:
+
+1. The grader makes a fresh call folder and writes ``REQUEST_FILE`` into it: a dict made
+   by ``call_request`` (run a learner function) or ``step_request`` (run a sandbox step,
+   grader code shipped by value), pickled with cloudpickle. It sends the worker one JSON
+   line: ``{"id": 7, "dir": "<call folder>", "timeout": 60}``.
+2. The worker forks a child and says ``{"started": 7, "pid": <the child>}`` (the child's
+   pid is its process group: the grader can end it even if the worker dies).
+3. The child takes the learner's rights, and only then reads the request. It writes what
+   it printed to ``OUTPUT_FILE``, the outcome to ``RESULT_FILE`` (JSON: a ``Status``, the
+   value as plain data, ...), an array to ``ARRAY_FILE`` (``.npy``, no pickle), and exits.
+4. The worker says ``{"id": 7, "exit", "signal", "timed_out", "seconds", "max_rss_kb"}``.
+5. The grader reads those files, never following a link and never unpickling, into a
+   ``CallResult``.
+
+The worker's other lines: ``{"ready": true, "pid"}`` once it serves (a zygote adds
+``"zygote": true``); a zygote, asked ``{"learner": {...}}``, forks that learner's worker,
+whose banner carries ``"learner": <token>``, and says ``{"ended": <token>, "status"}`` once
+it is gone.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+DEFAULT_CALL_TIMEOUT = 90.0  # seconds one learner call may take, unless told otherwise
+ISOLATION_MODES = ("none", "limits", "bwrap")  # how learner code is fenced in: grader/sandbox/isolation.py
+WORKER_DIED = "the grading worker died"
+
+# The files of one call folder.
+REQUEST_FILE = "request.pkl"
+OUTPUT_FILE = "output.txt"
+RESULT_FILE = "result.json"
+ARRAY_FILE = "value.npy"
+CALL_TMP = "tmp"  # the call's own TMPDIR
+
+
+class Status(StrEnum):
+    """How one call ended. The child reports the first five; the grader adds the rest."""
+
+    OK = "ok"
+    NOT_IMPLEMENTED = "not_implemented"  # the function still raises NotImplementedError
+    MISSING = "missing"  # the module has no such function
+    ERROR = "error"  # it raised (``at_import``: while its module was being imported)
+    BAD_RETURN = "bad_return"  # what it returned cannot come back as plain data or an array
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"  # the process died (a signal, os._exit, the worker under it)
+
+
+class Exit(IntEnum):
+    """How the kit's processes end, by name: commands, the scoring process (pytest's own
+    codes 0 and 1), and the processes the sandbox and the host fork."""
+
+    OK = 0
+    NOT_ALL_PASSED = 1  # it ran to its end and something did not pass (a check, an item, a learner)
+    REFUSED = 2  # a command refused what it was given (a folder, a store, a gradebook), and said why
+    INTERNAL_ERROR = 70  # the process itself failed (sysexits' EX_SOFTWARE), and printed why
+
+    @staticmethod
+    def signalled(signum: int) -> int:
+        """The shell's code for a process a signal stopped."""
+        return 128 + signum
+
+
+GRADED = (Exit.OK, Exit.NOT_ALL_PASSED)  # a scoring process that ran every check it was given
+
+
+# ------------------------------------------------------------------ requests
+def call_request(module: str, function: str, args: tuple, kwargs: dict, *, env: dict, cwd: str, src: str,
+                 then: tuple | None = None, returns: str = "value") -> dict:
+    """Run the learner's ``module.function(*args, **kwargs)``, with ``src`` first on sys.path.
+    ``then``: ``(step, *step_args)``, applied in the child to what the function returned
+    (``step(value, *step_args)``). ``returns``: how the (final) value comes back, "value"
+    (plain data, in the result) or "array" (``ARRAY_FILE``)."""
+    return {"kind": "call", "module": module, "function": function, "args": args, "kwargs": kwargs,
+            "env": env, "cwd": cwd, "src": src, "then": then, "returns": returns}
+
+
+def step_request(step: Callable, args: tuple, kwargs: dict, *, env: dict, cwd: str, src: str,
+                 returns: str = "value") -> dict:
+    """Run a sandbox step, ``step(*args, **kwargs)``: grader code that must run where
+    learner code does (see ``sandbox_step``)."""
+    return {"kind": "step", "step": step, "args": args, "kwargs": kwargs,
+            "env": env, "cwd": cwd, "src": src, "then": None, "returns": returns}
+
+
+def sandbox_step(function: Callable) -> Callable:
+    """Declare grader code that runs in the learner's sandbox, next to the checks that use
+    it: what touches files learner code made (loading a model it logged runs code the
+    learner controls), or sets up a store the way only MLflow's own calls can.
+
+    The sandbox holds no grader package, so a step travels in the request by value
+    (cloudpickle, with every function and constant of its module it uses): it may use
+    MLflow, scikit-learn, NumPy and pandas, and what its own module defines, but nothing
+    it would have to import from ``grader``."""
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[function.__module__])
+    return function
+
+
+# ------------------------------------------------------------------ results
+@dataclass
+class CallResult:
+    """What one call (a learner function, or a sandbox step) left behind."""
+
+    status: Status
+    call_dir: Path
+    root: Path | None = None  # the folder shared with learner code that holds call_dir
+    value: Any = None
+    type: str | None = None  # the type of what the learner's function returned
+    error: str | None = None
+    active_run: str | None = None  # an MLflow run still active when the function returned
+    seconds: float = 0.0
+    max_rss_kb: int = 0
+    output: str = ""
+    at_import: bool = False  # it failed while importing the learner's module
+    warnings: list = field(default_factory=list)  # deprecations MLflow reported during the call
+    _array: Any = field(default=None, repr=False)
+
+    def array(self):
+        """The array the call returned (``returns="array"``), as a NumPy array."""
+        if self._array is None:
+            import numpy as np
+
+            from grader.core import files  # on the grader's side only: the worker never reads results
+
+            with files.open_regular(self.root or self.call_dir, self.call_dir / ARRAY_FILE, MAX_ARRAY_FILE_BYTES) as handle:
+                self._array = np.load(handle, allow_pickle=False)
+        return self._array
+
+
+MAX_RESULT_BYTES = 1024 * 1024
+MAX_ARRAY_BYTES = 64 * 1024 * 1024  # the child refuses to save a larger array
+MAX_ARRAY_FILE_BYTES = MAX_ARRAY_BYTES + 1024 * 1024  # and the .npy header on top
+
+
+class Runner(Protocol):
+    """What a grading session needs of the sandbox (grader/sandbox/client.py's Sandbox)."""
+
+    template: Path | None  # the migrated store template its worker warmed up with
+    max_rss_kb: int  # the largest peak memory of any call so far
+
+    def run(self, request: dict, timeout: float, before_retry: Callable[[], None] | None = None) -> CallResult: ...
+
+    def close(self) -> None: ...
