@@ -22,20 +22,19 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import random
 import shutil
 import tempfile
 from pathlib import Path
 
 from grader.core import catalogue
 from grader.core.board import Board
+from grader.core.options import grading_args, new_seed
 from grader.core.places import Places
 from grader.core.source import is_untouched_stub
 from grader.core.store import scratch_parent
 from grader.host.client import Host
 from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
 HEADER_MARK = "MLflow exercise kit · seed"
 CHECK_TIMEOUT = 900.0  # seconds for one grading, as the course's nbgrader cells allow
 CELL_LABEL = "cell [{}]"  # a kernel knows cells by execution count, shown beside each cell
@@ -43,7 +42,8 @@ CELL_LABEL = "cell [{}]"  # a kernel knows cells by execution count, shown besid
 
 class Kernel:
     """What one notebook kernel keeps between checks: its warm grading host, and the board
-    of the functions checked so far (a function edited since its check counts as not checked)."""
+    of the functions checked so far (a function edited since its check counts as not checked).
+    It lives on the kernel's IPython shell (``_kernel``), out of the learner's namespace."""
 
     def __init__(self):
         self.host: Host | None = None
@@ -59,7 +59,29 @@ class Kernel:
         return self.host
 
 
-_KERNEL = Kernel()
+SHELL_ATTRIBUTE = "mlflow_kit_kernel"  # where a shell keeps its Kernel
+
+
+def _shell():
+    """The IPython shell of the running notebook kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        get_ipython = lambda: None  # noqa: E731
+    shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("check() reads the cells of a running notebook; outside one, use `pytest grader -k <function>`.")
+    return shell
+
+
+def _kernel() -> Kernel:
+    """This kernel's Kernel, made at its first use (the setup cell, or the first check)."""
+    shell = _shell()
+    kernel = getattr(shell, SHELL_ATTRIBUTE, None)
+    if kernel is None:
+        kernel = Kernel()
+        setattr(shell, SHELL_ATTRIBUTE, kernel)
+    return kernel
 
 
 def check(module: str, function: str, *, seed: int | None = None) -> int:
@@ -101,22 +123,15 @@ def _seed(seed: int | None) -> int:
         return seed
     if os.environ.get("KIT_SEED"):
         return int(os.environ["KIT_SEED"])
-    return random.SystemRandom().randrange(1, 10**6)
+    return new_seed()
 
 
 def _module_from_kernel() -> tuple[str, list[dict]]:
     """The module made of the cells this kernel ran, in the order it ran them, and which
     cell each of its lines came from."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        get_ipython = lambda: None  # noqa: E731
-    shell = get_ipython()
-    if shell is None:
-        raise RuntimeError("check() reads the cells of a running notebook; outside one, use `pytest grader -k <function>`.")
-    from grader.authoring.notebooks import module_from_cells
+    from grader.core.submission import module_from_cells
 
-    return module_from_cells(enumerate(shell.history_manager.input_hist_parsed), CELL_LABEL)
+    return module_from_cells(enumerate(_shell().history_manager.input_hist_parsed), CELL_LABEL)
 
 
 def _not_attempted(exercise: catalogue.Exercise, seed: int) -> tuple[list[str], str, int]:
@@ -135,18 +150,19 @@ def _not_attempted(exercise: catalogue.Exercise, seed: int) -> tuple[list[str], 
 def _grade(code: str, places: list[dict], exercises: list[catalogue.Exercise], seed: int) -> tuple[list[str], str, int]:
     """Grade ``exercises`` on the kernel's code: (the summary's lines, the status and points
     of the first); the kernel's board takes in the verdicts."""
-    from grader.authoring.notebooks import write_modules
+    from grader.core.submission import write_modules
 
     with tempfile.TemporaryDirectory(prefix="mlflow-kit-notebook-", dir=scratch_parent()) as scratch:
         folder = Path(scratch)
         write_modules(code, places, folder / "src")
         results, log = folder / "results.json", folder / "pytest.log"
-        _KERNEL.start_host().grade(_grader_args(exercises, folder / "src", results, seed), cwd=folder, log=log,
-                                   timeout=CHECK_TIMEOUT)
+        kernel = _kernel()
+        kernel.start_host().grade(grading_args(folder / "src", seed=seed, results=results, only=exercises),
+                                  cwd=folder, log=log, timeout=CHECK_TIMEOUT)
         graded = json.loads(results.read_text()) if results.exists() else None
         output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     if graded is not None:
-        _KERNEL.board.record(graded)
+        kernel.board.record(graded)
     result = (graded or {}).get("extra_data", {}).get("exercises", {}).get(exercises[0].key)
     if result is None:  # the grader itself could not run: say why, on stdout
         tail = output.strip().splitlines()[-20:]
@@ -156,11 +172,11 @@ def _grade(code: str, places: list[dict], exercises: list[catalogue.Exercise], s
 
 def _view(code: str, places: list[dict]) -> tuple[Board, Places]:
     """The kernel's board against the code of its cells now, and the cells' names."""
-    from grader.authoring.notebooks import write_modules
+    from grader.core.submission import write_modules
 
     with tempfile.TemporaryDirectory(prefix="mlflow-kit-notebook-", dir=scratch_parent()) as scratch:
         write_modules(code, places, Path(scratch))
-        return _KERNEL.board.against(Path(scratch)), Places(Path(scratch))
+        return _kernel().board.against(Path(scratch)), Places(Path(scratch))
 
 
 def _board_lines(view: Board, names: Places) -> list[str]:
@@ -175,19 +191,12 @@ def start_grading() -> None:
     """Start the kernel's grading host now (the setup cell does): it imports MLflow while
     the notebook's own imports run and the learner reads, so the first check need not wait
     for it."""
-    _KERNEL.start_host()
+    _kernel().start_host()
 
 
 def _close_host(host: Host, root: Path) -> None:
     host.stop()  # the kernel is ending, and with it every check: nothing there to wait for
     shutil.rmtree(root, ignore_errors=True)
-
-
-def _grader_args(exercises: list[catalogue.Exercise], target: Path, results: Path, seed: int) -> list[str]:
-    return [
-        *(f"{KIT_ROOT / 'grader' / f'test_{e.module}.py'}::Test_{e.function}" for e in exercises),
-        "-p", "no:cacheprovider", "-q", "--target", str(target), "--seed", str(seed), "--grade-json", str(results),
-    ]
 
 
 def _summary_lines(stdout: str) -> list[str]:

@@ -1,8 +1,12 @@
 """The pytest plugin that turns a pytest session into a grade.
 
-Options are declared here, in one place. Each test is one check of the catalogue: its
-file names the module (``test_ex01_tracking.py``), its class the function
+Options are declared in grader/core/options.py. Each test is one check of the catalogue:
+its file names the module (``test_ex01_tracking.py``), its class the function
 (``Test_log_run``), its method the check (``test_params_and_metrics``).
+
+A grading's state is one ``GradingRun``, kept in the config's stash (as pytest's own
+junitxml keeps its report): its hooks and fixtures read and fill it, nothing else does.
+A warm grading host lends its worker by passing ``LendWorker`` to ``pytest.main``.
 """
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ import shutil
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,15 +32,20 @@ speedups.one_blas_thread()  # before anything imports NumPy
 
 # Light imports only up to pytest_configure, which starts the learner-side worker: its
 # imports of MLflow and scikit-learn then overlap with the grader's own.
+from grader import KIT_ROOT  # noqa: E402
 from grader.core import board, catalogue, options, summary  # noqa: E402
 from grader.core.outcomes import BrokenModule, LearnerOutcome  # noqa: E402
 from grader.core.places import Places, grader_made  # noqa: E402
-from grader.core.results import CheckResult, Grade, new_seed  # noqa: E402
-from grader.core.source import TargetError, anything_attempted, copy_sources, fingerprints, resolve_target  # noqa: E402
+from grader.core.results import CheckResult, Grade  # noqa: E402
+from grader.core.source import anything_attempted, fingerprints  # noqa: E402
 from grader.core.store import scratch_parent, template_path  # noqa: E402
-from grader.sandbox import client as sandbox_client  # noqa: E402
+from grader.core.submission import TargetError, copy_sources, resolve_target  # noqa: E402
 from grader.sandbox import isolation  # noqa: E402
-from grader.sandbox.client import Sandbox  # noqa: E402
+from grader.sandbox.client import LentWorker, Sandbox  # noqa: E402
+
+if TYPE_CHECKING:
+    from grader.core.session import GradingSession
+    from grader.core.tracking_server import TrackingServer
 
 __all__ = [
     "pytest_addoption", "pytest_configure", "pytest_report_header", "pytest_collection_modifyitems",
@@ -42,9 +53,48 @@ __all__ = [
     "pytest_sessionfinish", "grading", "scenario", "learner", "inputs",
 ]
 
-REPO = Path(__file__).resolve().parent.parent
-CHECK = pytest.StashKey[tuple]()
-STATE = pytest.StashKey[dict]()
+
+class LendWorker:
+    """Passed to ``pytest.main(args, plugins=[LendWorker(worker)])`` by a warm grading host
+    (grader/host/main.py): this grading's learner code runs in the host's warm worker,
+    whose sandbox shows the scratch folder it names."""
+
+    def __init__(self, worker: LentWorker):
+        self.worker = worker
+
+
+@dataclass
+class Setup:
+    """What a grading that will run learner code set up first: its folders and its sandbox."""
+
+    scratch: Path  # shared with learner code: stores, call folders, the copy of its modules
+    private: Path  # the grader's own, never shown to learner code
+    sources: Path  # the learner's modules, copied (learner code imports them from here)
+    sandbox: Sandbox
+
+
+@dataclass
+class GradingRun:
+    """One grading: what it grades, and all it has found so far."""
+
+    target: Path
+    places: Places
+    seed: int
+    saved_env: dict[str, str]  # the learner's MLFLOW_* settings, given back at the end
+    started: float = field(default_factory=time.monotonic)
+    lent: LentWorker | None = None
+    setup: Setup | None = None  # None: nothing is graded (--collect-only)
+    sandbox_facts: dict | None = None  # how learner code was fenced in, for results.json
+    server: "TrackingServer | None" = None  # --tracking-server
+    session: "GradingSession | None" = None  # made once the checks are collected
+    checks: list[CheckResult] = field(default_factory=list)
+    broken: dict[str, dict] = field(default_factory=dict)  # module -> why it cannot be imported
+    results: dict | None = None  # results.json, once made
+    board: board.Board | None = None  # the whole kit after this grading, once made
+
+
+RUN = pytest.StashKey[GradingRun]()
+CHECK = pytest.StashKey[tuple[catalogue.Exercise, catalogue.Check]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,8 +109,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _check_of(item: pytest.Item) -> tuple[catalogue.Exercise, catalogue.Check]:
-    module = getattr(item.module, "MODULE", None)
-    function = item.cls.__name__.removeprefix("Test_") if item.cls else None
+    module = catalogue.module_of(item.path)
+    function = catalogue.function_of(item.cls) if item.cls else None
     check = item.originalname.removeprefix("test_")
     try:
         exercise = catalogue.load().exercise(module, function)
@@ -78,31 +128,30 @@ def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="mlflow")
-    state: dict = {"started": time.monotonic(), "checks": [], "session": None, "broken": {}}
-    config.stash[STATE] = state
     target_option = config.getoption("target")
-    target = Path(config.invocation_params.dir, target_option) if target_option else REPO / "exercises"
     try:
-        state["target"] = resolve_target(target)
+        target = resolve_target(Path(config.invocation_params.dir, target_option) if target_option else KIT_ROOT / "exercises")
     except TargetError as error:
         raise pytest.UsageError(f"--target: {error}") from None
-    state["places"] = Places(state["target"], config.invocation_params.dir)
     seed = config.getoption("seed")
-    state["seed"] = seed if seed is not None else new_seed()
-    # The learner's MLFLOW_* settings are not read while grading, and given back after.
-    state["saved_env"] = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_") and k != "MLFLOW_DISABLE_TELEMETRY"}
+    run = config.stash[RUN] = GradingRun(
+        target, Places(target, config.invocation_params.dir), seed if seed is not None else options.new_seed(),
+        # The learner's MLFLOW_* settings are not read while grading, and given back after.
+        {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_") and k != "MLFLOW_DISABLE_TELEMETRY"},
+        lent=next((p.worker for p in config.pluginmanager.get_plugins() if isinstance(p, LendWorker)), None),
+    )
     _refuse_server_without_network(config)
     if not config.option.collectonly:
-        _start_worker(config)
-        _start_tracking_server(config)
+        _start_worker(config, run)
+        _start_tracking_server(config, run)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    state = config.stash[STATE]
+    run = config.stash[RUN]
     return [
-        f"MLflow exercise kit: grading {state['target']}",
-        f"seed {state['seed']} (reproduce this run with: pytest grader --seed {state['seed']})",
-        *([f"learner code logs to an mlflow server at {state['server'].url}, started for this session"] if "server" in state else []),
+        f"MLflow exercise kit: grading {run.target}",
+        f"seed {run.seed} (reproduce this run with: pytest grader --seed {run.seed})",
+        *([f"learner code logs to an mlflow server at {run.server.url}, started for this session"] if run.server else []),
     ]
 
 
@@ -111,12 +160,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.stash[CHECK] = _check_of(item)
 
 
-def _start_worker(config: pytest.Config) -> None:
+def _start_worker(config: pytest.Config, run: GradingRun) -> None:
     """Start the learner-side worker as early as possible, if any learner code will run."""
-    state = config.stash[STATE]
     # In a warm grading host (grader/host/), its worker is lent to this grading, with the
     # scratch folder its sandbox shows and how it fences the learner in.
-    lent = sandbox_client.LENT_WORKER
+    lent = run.lent
     mode = config.getoption("isolation")
     if lent is not None and lent.scratch is not None:
         scratch = lent.scratch
@@ -124,7 +172,7 @@ def _start_worker(config: pytest.Config) -> None:
         scratch = Path(tempfile.mkdtemp(prefix="mlflow-kit-", dir=None if config.getoption("keep_stores") else scratch_parent()))
     # The grader's own folder, beside the scratch (a host gives one): never shown to learner code.
     private = Path(tempfile.mkdtemp(prefix="mlflow-kit-grader-", dir=None if lent is not None else scratch.parent))
-    sources = copy_sources(state["target"], scratch / "src")
+    sources = copy_sources(run.target, scratch / "src")
     template = (lent and lent.template) or template_path()
     if not template.is_file():  # the first grading with this MLflow version makes it
         from grader.core.store import template_db
@@ -135,22 +183,22 @@ def _start_worker(config: pytest.Config) -> None:
     sandbox = Sandbox(scratch, wrap=wrap, limits=limits, template=template, lent=lent)
     if anything_attempted(sources):
         sandbox.start()
-    state["sandbox_facts"] = (lent and lent.sandbox) or isolation.facts(mode, fresh_per_learner=mode != "none")
-    state["early"] = (scratch, private, sources, sandbox)
+    run.sandbox_facts = (lent and lent.sandbox) or isolation.facts(mode, fresh_per_learner=mode != "none")
+    run.setup = Setup(scratch, private, sources, sandbox)
 
 
-def _session(config: pytest.Config) -> "GradingSession":  # noqa: F821
+def _session(config: pytest.Config) -> GradingSession:
     from grader.core.session import GradingSession
-
     from grader.core.store import StoreFactory
 
-    state = config.stash[STATE]
-    if state["session"] is None:
+    run = config.stash[RUN]
+    if run.session is None:
         mlflow_patches.speed_up_sqlite_stores()  # before the first store opens
-        scratch, private, sources, sandbox = state["early"]
-        stores = _tracking_server_stores(config, scratch) or StoreFactory(scratch, sandbox.template, private)
-        state["session"] = GradingSession(sources, scratch, state["seed"], sandbox, timeout=config.getoption("call_timeout"), stores=stores)
-    return state["session"]
+        setup = run.setup
+        stores = _tracking_server_stores(run, setup.scratch) or StoreFactory(setup.scratch, setup.sandbox.template, setup.private)
+        run.session = GradingSession(setup.sources, setup.scratch, run.seed, setup.sandbox,
+                                     timeout=config.getoption("call_timeout"), stores=stores)
+    return run.session
 
 
 # -- --tracking-server: learner code logs to a real local `mlflow server` (grader/core/tracking_server.py)
@@ -162,20 +210,18 @@ def _refuse_server_without_network(config: pytest.Config) -> None:
         )
 
 
-def _start_tracking_server(config: pytest.Config) -> None:
+def _start_tracking_server(config: pytest.Config, run: GradingRun) -> None:
     """Start the server now, if any learner code will run: it boots while checks are collected."""
-    state = config.stash[STATE]
-    scratch, _, sources, _ = state["early"]
-    if config.getoption("tracking_server") and anything_attempted(sources):
-        from grader.core.tracking_server import TrackingServer
+    if config.getoption("tracking_server") and anything_attempted(run.setup.sources):
         from grader.core.store import template_db
+        from grader.core.tracking_server import TrackingServer
 
-        state["server"] = TrackingServer(scratch / "tracking-server", template_db(scratch))
+        run.server = TrackingServer(run.setup.scratch / "tracking-server", template_db(run.setup.scratch))
 
 
-def _tracking_server_stores(config: pytest.Config, scratch: Path):
+def _tracking_server_stores(run: GradingRun, scratch: Path):
     """Stores that are workspaces of the tracking server, once it answers (None: SQLite stores)."""
-    server = config.stash[STATE].get("server")
+    server = run.server
     if server is None:
         return None
     from grader.core.tracking_server import ServerError, WorkspaceStoreFactory
@@ -187,35 +233,37 @@ def _tracking_server_stores(config: pytest.Config, scratch: Path):
     return WorkspaceStoreFactory(server, scratch)
 
 
-def _stop_tracking_server(config: pytest.Config) -> None:
-    server = config.stash[STATE].pop("server", None)
-    if server is not None:
-        server.stop()
+def _stop_tracking_server(run: GradingRun) -> None:
+    if run.server is not None:
+        run.server.stop()
+        run.server = None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     # MLflow, scikit-learn and pandas are imported now and stay for the whole session:
-    # the garbage collector need not walk them again (it did, for seconds, at every full
-    # collection and at exit).
+    # the garbage collector need not walk them again (it did, at every full collection and
+    # at exit).
     gc.freeze()
-    if not session.items or "early" not in session.config.stash[STATE]:  # --collect-only starts nothing
+    if not session.items or session.config.stash[RUN].setup is None:  # --collect-only starts nothing
         return
     grading = _session(session.config)
-    classes = {item.cls: item.module.MODULE for item in session.items if hasattr(item.cls, "scenario")}
+    classes = {item.cls: catalogue.module_of(item.path) for item in session.items if hasattr(item.cls, "scenario")}
     for cls, module in classes.items():
         grading.start_scenario(cls, module)
 
 
 @pytest.fixture(scope="session")
-def grading(request: pytest.FixtureRequest) -> "GradingSession":  # noqa: F821
+def grading(request: pytest.FixtureRequest) -> GradingSession:
     return _session(request.config)
 
 
 @pytest.fixture(scope="class")
 def scenario(request: pytest.FixtureRequest, grading):
-    """What this class's ``scenario`` set up and got from the learner (started early)."""
+    """What this class's ``scenario`` set up and got from the learner. Every scenario starts
+    on a thread of the session's pool once the checks are collected, ahead of its tests:
+    this waits for it."""
     try:
-        return grading.scenario(request.cls, request.module.MODULE)
+        return grading.scenario(request.cls, catalogue.module_of(request.path))
     except LearnerOutcome as outcome:
         return Unavailable(outcome)
 
@@ -237,7 +285,7 @@ class Unavailable:
 @pytest.fixture(scope="class")
 def learner(request: pytest.FixtureRequest, grading):
     """The learner's implementation of the function this class checks."""
-    return grading.learner(request.module.MODULE, request.cls.__name__.removeprefix("Test_"))
+    return grading.learner(catalogue.module_of(request.path), catalogue.function_of(request.cls))
 
 
 @pytest.fixture(scope="class")
@@ -265,94 +313,90 @@ def _scrubbed(places: Places, problem: dict) -> dict:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     exercise, check = item.stash[CHECK]
-    state = item.config.stash[STATE]
-    if state["session"] is not None:
-        state["session"].spent(exercise.key, "checks", report.duration)
+    run = item.config.stash[RUN]
+    if run.session is not None:
+        run.session.spent(exercise.key, "checks", report.duration)
     if report.when == "call" and report.passed:
-        state["checks"].append(CheckResult(exercise, check.name, check.points, "passed"))
+        run.checks.append(CheckResult(exercise, check.name, check.points, "passed"))
     elif report.failed and call.excinfo is not None:
         status, message = _plain_message(call.excinfo)
-        message = state["places"].scrub(message)  # no temporary path reaches a learner
+        message = run.places.scrub(message)  # no temporary path reaches a learner
         if isinstance(call.excinfo.value, BrokenModule):
-            state["broken"].setdefault(exercise.module, _scrubbed(state["places"], call.excinfo.value.problem))
-        state["checks"].append(CheckResult(exercise, check.name, check.points, status, message))
+            run.broken.setdefault(exercise.module, _scrubbed(run.places, call.excinfo.value.problem))
+        run.checks.append(CheckResult(exercise, check.name, check.points, status, message))
         if status != "error" or isinstance(call.excinfo.value, LearnerOutcome):
             report.longrepr = message
     return report
 
 
-def _grade(config: pytest.Config) -> Grade:
-    state = config.stash[STATE]
-    places, session = state["places"], state["session"]
+def _grade(run: GradingRun) -> Grade:
+    places, session = run.places, run.session
     notes = {key: [places.scrub(n) for n in said] for key, said in session.notes.items()} if session else {}
-    return Grade(catalogue.load(), state["checks"], state["seed"], time.monotonic() - state["started"],
-                 broken=state["broken"], notes=notes)
+    return Grade(catalogue.load(), run.checks, run.seed, time.monotonic() - run.started, broken=run.broken, notes=notes)
 
 
 def _results(config: pytest.Config) -> dict:
     """This grading in results.json's format (Gradescope's), with what the board needs."""
-    state = config.stash[STATE]
-    if "results" not in state:
-        extra = {"target": str(state["target"]), "isolation": config.getoption("isolation"),
-                 "sandbox": state.get("sandbox_facts") or isolation.facts(config.getoption("isolation")),
-                 "fingerprints": fingerprints(state["early"][2]) if "early" in state else {}}
-        if state["session"] is not None:
-            extra["timing"] = state["session"].timing_report()
-            extra["resources"] = state["session"].resource_report()
-        state["results"] = _grade(config).to_gradescope(extra)
-    return state["results"]
+    run = config.stash[RUN]
+    if run.results is None:
+        extra = {"target": str(run.target), "isolation": config.getoption("isolation"),
+                 "sandbox": run.sandbox_facts or isolation.facts(config.getoption("isolation")),
+                 "fingerprints": fingerprints(run.setup.sources) if run.setup else {}}
+        if run.session is not None:
+            extra["timing"] = run.session.timing_report()
+            extra["resources"] = run.session.resource_report()
+        run.results = _grade(run).to_gradescope(extra)
+    return run.results
 
 
 def _keeps_progress(config: pytest.Config) -> bool:
     """A learner's own grading of their own folder updates their board (grader/core/board.py);
     a batch's, a notebook's (folders the grader made) and a sandboxed one do not."""
-    state = config.stash[STATE]
-    return config.getoption("isolation") == "none" and not grader_made(state["target"]) and "early" in state
+    run = config.stash[RUN]
+    return config.getoption("isolation") == "none" and not grader_made(run.target) and run.setup is not None
 
 
 def _board(config: pytest.Config) -> board.Board:
     """The whole kit as it stands after this grading: earlier verdicts of unchanged functions too."""
-    state = config.stash[STATE]
-    if "board" not in state:
-        known = board.load(state["target"]) if _keeps_progress(config) else board.Board()
+    run = config.stash[RUN]
+    if run.board is None:
+        known = board.load(run.target) if _keeps_progress(config) else board.Board()
         known.record(_results(config))
-        state["board"] = known.against(state["early"][2])
-    return state["board"]
+        run.board = known.against(run.setup.sources)
+    return run.board
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    state = config.stash[STATE]
-    if not state["checks"]:
+    run = config.stash[RUN]
+    if not run.checks:
         return
-    grade = _grade(config)
-    terminalreporter.section(f"MLflow exercise kit · seed {state['seed']}", sep="=", bold=True)
+    grade = _grade(run)
+    terminalreporter.section(f"MLflow exercise kit · seed {run.seed}", sep="=", bold=True)
     target = config.getoption("target")
     command = "pytest grader" if target is None else f"pytest grader --target {target}"  # grades the same folder again
     known = _board(config)
-    lines = summary.render(grade, places=state["places"], board=known,
-                           next_line=lambda g: known.next_step(state["places"], command))
+    lines = summary.render(grade, places=run.places, board=known, next_line=lambda g: known.next_step(run.places, command))
     for line in lines:
         terminalreporter.line(line)
-    if config.getoption("keep_stores") and state["session"] is not None:
-        terminalreporter.line(f"Temporary stores kept in {state['session'].scratch}")
+    if config.getoption("keep_stores") and run.session is not None:
+        terminalreporter.line(f"Temporary stores kept in {run.session.scratch}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    state = config.stash[STATE]
+    run = config.stash[RUN]
     path = config.getoption("grade_json")
     if path:
         Path(config.invocation_params.dir, path).write_text(json.dumps(_results(config), indent=2))
-    if state["checks"] and _keeps_progress(config):
-        board.save(state["target"], _board(config))
-    if state["session"] is not None:
-        state["session"].close()
-    _stop_tracking_server(config)  # once no scenario talks to it, before its folder goes
-    if "early" in state:
-        scratch, private, _, sandbox = state["early"]
-        sandbox.close()
-        shutil.rmtree(private, ignore_errors=True)
+    if run.checks and _keeps_progress(config):
+        board.save(run.target, _board(config))
+    if run.session is not None:
+        run.session.close()
+    _stop_tracking_server(run)  # once no scenario talks to it, before its folder goes
+    if run.setup is not None:
+        run.setup.sandbox.close()
+        shutil.rmtree(run.setup.private, ignore_errors=True)
         if not config.getoption("keep_stores"):
-            shutil.rmtree(scratch, ignore_errors=True)
-    os.environ.update(state["saved_env"])
+            shutil.rmtree(run.setup.scratch, ignore_errors=True)
+    os.environ.update(run.saved_env)
     gc.freeze()  # what the session made dies with the process: no need to collect it first

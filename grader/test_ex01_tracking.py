@@ -18,8 +18,6 @@ from grader.core.read import (
 )
 from grader.sandbox.protocol import sandbox_step
 
-MODULE = "ex01_tracking"
-
 
 def experiments_named(store, name):
     return [e for e in store.client.search_experiments(view_type=ViewType.ALL) if e.name == name]

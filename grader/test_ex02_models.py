@@ -19,7 +19,6 @@ from grader.core.read import (
 )
 from grader.sandbox.protocol import sandbox_step
 
-MODULE = "ex02_models"
 
 # What infer_signature calls each pandas dtype the grader's data uses.
 SIGNATURE_TYPES = {"float64": "double", "int64": "long"}

@@ -14,8 +14,6 @@ from sklearn.linear_model import LogisticRegression
 from grader.core import steps
 from grader.core.read import assert_same_predictions, show, user_tags
 
-MODULE = "ex03_registry"
-
 
 class Registry:
     """A store with an experiment, data, and helpers to fill the registry."""

@@ -9,7 +9,6 @@ from sklearn.model_selection import train_test_split
 from grader.core import steps
 from grader.core.read import close, logged_model_files, mlmodel, runs_in
 
-MODULE = "ex04_practice"
 MIN_ACCURACY = 0.9
 
 

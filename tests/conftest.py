@@ -13,12 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from grader.core import catalogue
+from grader.core.options import grading_args
 from grader.host.client import HostPool
 from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
 
 REPO = Path(__file__).resolve().parent.parent
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
 SEED = 4242
+# The kit's size, as the board prints it ("8/19 done · 53/100 points"): from the catalogue.
+FUNCTIONS = len(catalogue.load().exercises)
+TOTAL = catalogue.load().points
 
 
 @dataclass
@@ -42,8 +47,7 @@ class Graded:
 
 def grader_args(target: Path | None, *args: str, seed: int, out: Path) -> list[str]:
     """`pytest` arguments that grade ``target`` (None: exercises/) into results.json ``out``."""
-    target_args = ["--target", str(target)] if target is not None else []
-    return [str(REPO / "grader"), "-p", "no:cacheprovider", "--seed", str(seed), "--grade-json", str(out), *args, *target_args]
+    return [*grading_args(target, seed=seed, results=out, quiet=False), *args]
 
 
 def grade(target: Path | None, *args: str, seed: int = SEED, cwd: Path = REPO, env: dict | None = None,
@@ -59,7 +63,7 @@ def _results(out: Path) -> dict:
     return json.loads(out.read_text()) if out.exists() else {}
 
 
-def grade_many(jobs: list[tuple], tmp: Path, workers: int = 1) -> list[Graded]:
+def grade_many(jobs: list[tuple], tmp: Path, slots: int = 1) -> list[Graded]:
     """Grade several (target, *args) jobs the way batch grading and notebooks do: through a
     warm grading host (grader/host/), which forks a scoring process per grading. One host
     at a time, as the batch does on two cores: a grading keeps both busy. `grade` is the
@@ -67,10 +71,10 @@ def grade_many(jobs: list[tuple], tmp: Path, workers: int = 1) -> list[Graded]:
     def run(hosts: HostPool, index_job) -> Graded:
         index, (target, *args) = index_job
         out, log = tmp / f"results-{index}.json", tmp / f"output-{index}.txt"
-        stats = hosts.grade(grader_args(target, *args, seed=SEED, out=out), cwd=REPO, log=log, timeout=900)
-        return Graded(stats["exit"], log.read_text() if log.exists() else "", _results(out))
+        reply = hosts.grade(grader_args(target, *args, seed=SEED, out=out), cwd=REPO, log=log, timeout=900)
+        return Graded(reply.exit, log.read_text() if log.exists() else "", _results(out))
 
-    with HostPool(tmp, min(workers, len(jobs)), "none", DEFAULT_CALL_TIMEOUT) as hosts, \
+    with HostPool(tmp, min(slots, len(jobs)), "none", DEFAULT_CALL_TIMEOUT) as hosts, \
             ThreadPoolExecutor(len(hosts.hosts)) as pool:
         return list(pool.map(lambda job: run(hosts, job), enumerate(jobs)))
 

@@ -15,7 +15,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from grader.batch import sheets
-from grader.batch.collect import MAX_NOTEBOOK_CODE_BYTES, Source, SubmissionError, collect, unpack
+from grader.batch.collect import Source, SubmissionError, collect, unpack
+from grader.core.submission import MAX_NOTEBOOK_CODE_BYTES
 from grader.batch.feedback import code_block, code_span, render
 from grader.batch.gradebook import Row
 from grader.batch.outputs import OutputError, name_problem, write_learner_files

@@ -5,16 +5,22 @@ import ast
 
 import pytest
 
-from grader.authoring import stubgen
+from conftest import REPO
+from grader.authoring import readme, stubgen
 from grader.core import catalogue
-
-REPO = stubgen.REPO
 
 
 def test_committed_stubs_match_the_generator():
     for name, text in stubgen.expected_stubs().items():
         committed = (REPO / "exercises" / name).read_text(encoding="utf-8")
         assert committed == text, f"exercises/{name} differs from solutions/{name}: run `python -m grader generate`"
+
+
+def test_committed_readme_table_matches_the_catalogue():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert readme.with_table(text) == text, "README.md's points table differs from grader/catalogue.toml: run `python -m grader generate`"
+    for module in catalogue.load().modules:  # each row sums its module's checks
+        assert f"| `exercises/{module.name}.py` | {module.teaches} | {sum(c.points for e in module.exercises for c in e.checks)} |" in text
 
 
 @pytest.mark.parametrize("exercise", catalogue.load().exercises, ids=lambda e: e.key)

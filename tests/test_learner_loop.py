@@ -1,5 +1,5 @@
 """The learner's loop around `pytest grader`: `watch` in a real terminal (tmux), the board
-(`progress`, and "N/19 done" with a "Next:" for the whole kit), `hint`, `reset`, and a
+(`progress`, and "N/M done" with a "Next:" for the whole kit), `hint`, `reset`, and a
 `generate` that never overwrites a learner's work unasked."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, grade, snapshot, with_functions
+from conftest import FUNCTIONS, REPO, SEED, TOTAL, grade, snapshot, with_functions
 from grader.authoring import stubgen
 from grader.core import catalogue
 from grader.core.processes import descendants, proc_stat
@@ -125,10 +125,10 @@ def test_watch_grades_what_changed_and_quits_leaving_nothing(tmp_path, terminals
     for key, result in cold.exercises.items():
         assert shown[key.split(".")[1]] == (result["status"], result["score"]), (key, screen)
     assert shown["log_run"] == ("failed", 4) and "the run's tags are {}" in screen, screen
-    assert "1/19 done · 7/100 points" in screen and "Next: fix `log_run`" in screen
+    assert f"1/{FUNCTIONS} done · 7/{TOTAL} points" in screen and "Next: fix `log_run`" in screen
 
     replace_function(folder, "ex01_tracking", "log_run", solution_of("ex01_tracking", "log_run"))
-    screen = terminal.wait_for("checked log_run in", "2/19 done · 9/100 points")
+    screen = terminal.wait_for("checked log_run in", f"2/{FUNCTIONS} done · 9/{TOTAL} points")
     assert board(screen)["log_run"] == ("passed", 6) and board(screen)["save_local"] == ("passed", 3)
 
     registry = folder / "ex03_registry.py"
@@ -140,7 +140,7 @@ def test_watch_grades_what_changed_and_quits_leaving_nothing(tmp_path, terminals
 
     progress = kit("progress", "--target", str(folder), env=env)  # what watch left, without grading
     assert progress.returncode == 0 and board(progress.stdout) == board(screen), progress.stdout
-    assert "2/19 done · 9/100 points" in progress.stdout and progress.stdout.count("SyntaxError") == 1
+    assert f"2/{FUNCTIONS} done · 9/{TOTAL} points" in progress.stdout and progress.stdout.count("SyntaxError") == 1
 
     pids = terminal.processes()
     assert len(pids) >= 3, f"watch, its grading host and the host's worker: {pids}"
@@ -161,7 +161,7 @@ def test_ctrl_c_during_a_grading_ends_every_process(tmp_path, terminals):
     while len(terminal.processes()) < 4 and time.monotonic() < deadline:  # watch, host, worker, a grading
         time.sleep(0.05)
     pids = terminal.processes()
-    hosts = [pid for pid in pids if int(proc_stat(pid)[1]) == terminal.pid and b"server.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    hosts = [pid for pid in pids if int(proc_stat(pid)[1]) == terminal.pid and b"host/main.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     scratch = {Path(os.readlink(f"/proc/{pid}/cwd")).parent for pid in hosts}
     assert len(scratch) == 1 and next(iter(scratch)).name.startswith("mlflow-kit-watch-"), scratch
     terminal.keys("C-c")
@@ -175,19 +175,19 @@ def test_a_selection_says_what_is_next_for_the_whole_kit_and_progress_remembers(
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     graded = grade(folder, "-k", "log_run", env=env, out=tmp_path / "r.json")
     said = " ".join(graded.output.split())
-    assert "Total: 6/6 for the 1 function(s) checked now · the whole kit: 1/19 done · 6/100 points" in said, said
+    assert f"Total: 6/6 for the 1 function(s) checked now · the whole kit: 1/{FUNCTIONS} done · 6/{TOTAL} points" in said, said
     assert f"Next: implement `get_or_create_experiment` in {folder}/ex01_tracking.py, then check it: " \
            f"pytest grader --target {folder} -k get_or_create_experiment (94 points still open)" in said, said
 
     shown = kit("progress", "--target", str(folder), env=env).stdout
-    assert board(shown)["log_run"] == ("passed", 6) and "1/19 done · 6/100 points" in shown, shown
+    assert board(shown)["log_run"] == ("passed", 6) and f"1/{FUNCTIONS} done · 6/{TOTAL} points" in shown, shown
     [kept] = (tmp_path / "cache" / "mlflow-exercise-kit" / "progress").glob("*.json")  # the board, outside the folder
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in (REPO / "exercises").glob("*.py"))
     replace_function(folder, "ex01_tracking", "log_run", "# moved about, same code\n" + solution_of("ex01_tracking", "log_run"))
     assert board(kit("progress", "--target", str(folder), env=env).stdout)["log_run"] == ("passed", 6)
     replace_function(folder, "ex01_tracking", "log_run", FORGETS_TAGS)
     shown = kit("progress", "--target", str(folder), env=env).stdout
-    assert board(shown)["log_run"] == ("not checked", 0) and "0/19 done" in shown, shown
+    assert board(shown)["log_run"] == ("not checked", 0) and f"0/{FUNCTIONS} done" in shown, shown
     assert "Next: check `log_run` (its code has not been checked yet)" in " ".join(shown.split()), shown
 
 

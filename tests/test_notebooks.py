@@ -16,8 +16,8 @@ from nbclient import NotebookClient
 
 from grader import notebook as kit_notebook
 from grader.authoring import notebooks, stubgen
-from grader.core import catalogue
-from conftest import REPO, SEED, grade, grade_many
+from conftest import FUNCTIONS, REPO, SEED, TOTAL, grade, grade_many
+from grader.core import catalogue, submission
 
 # The test course is small: two functions of module 1 (a full grading per notebook would
 # not fit the suite's time budget); the committed course holds all of them.
@@ -172,7 +172,7 @@ def test_extract_submission_keeps_definitions_and_runs_nothing(tmp_path):
     notebook.cells.insert(2, nbformat.v4.new_markdown_cell("## Some words: a cell a person counts too"))
     path = tmp_path / "sub.ipynb"
     nbformat.write(notebook, str(path))
-    notebooks.extract_submission(path, tmp_path / "out")
+    submission.extract_submission(path, tmp_path / "out")
     code = (tmp_path / "out" / "ex01_tracking.py").read_text()
     assert {p.name for p in (tmp_path / "out").iterdir()} == {f"{m.name}.py" for m in catalogue.load().modules} | {"cells.json"}
     # Which cell each piece of the module came from, as a person counts cells (markdown too, from 1).
@@ -204,9 +204,9 @@ def test_lesson_with_stubs_runs_and_says_not_attempted(tmp_path):
     checks = _check_cells(lesson)
     assert set(checks) == {e.key for e in catalogue.load().exercises}
     for key, (points, printed) in checks.items():
-        assert points == 0 and "not attempted" in printed and "Progress: 0/19 done · 0/100 points" in printed, (key, printed)
+        assert points == 0 and "not attempted" in printed and f"Progress: 0/{FUNCTIONS} done · 0/{TOTAL} points" in printed, (key, printed)
     total, printed = _total_cell(lesson)
-    assert total == 0 and "0/19 done · 0/100 points" in printed and "Next: write `get_or_create_experiment`" in printed
+    assert total == 0 and f"0/{FUNCTIONS} done · 0/{TOTAL} points" in printed and "Next: write `get_or_create_experiment`" in printed
     assert not any(o.output_type == "stream" and o.name == "stderr" for c in lesson.cells if c.cell_type == "code" for o in c.outputs)
 
 
@@ -217,9 +217,9 @@ def test_lesson_with_solutions_scores_full_marks(tmp_path):
     expected = {e.key: e.points for e in catalogue.load().exercises}
     assert {key: points for key, (points, _) in checks.items()} == expected, {k: p for k, (_, p) in checks.items()}
     assert all("passed" in printed for _, printed in checks.values())
-    assert "Progress: 19/19 done · 100/100 points" in checks["ex04_practice.run_practice"][1]
+    assert f"Progress: {FUNCTIONS}/{FUNCTIONS} done · {TOTAL}/{TOTAL} points" in checks["ex04_practice.run_practice"][1]
     total, printed = _total_cell(lesson)
-    assert total == 100 and "19/19 done · 100/100 points" in printed and "Checking" not in printed, printed
+    assert total == 100 and f"{FUNCTIONS}/{FUNCTIONS} done · {TOTAL}/{TOTAL} points" in printed and "Checking" not in printed, printed
 
 
 # --------------------------------------------------------------------------- nbgrader
@@ -254,7 +254,7 @@ def nbgrader_course(tmp_path_factory):
         nbformat.write(notebook, str(folder / f"{notebooks.ASSIGNMENT}.ipynb"))
     targets = []
     for student in submissions:
-        notebooks.extract_submission(course / "submitted" / student / notebooks.ASSIGNMENT / f"{notebooks.ASSIGNMENT}.ipynb",
+        submission.extract_submission(course / "submitted" / student / notebooks.ASSIGNMENT / f"{notebooks.ASSIGNMENT}.ipynb",
                                      course / "extracted" / student)
         targets.append((course / "extracted" / student, "-k", COURSE_FILTER))
     # The grader's side and nbgrader's side are independent: run them side by side.

@@ -1,5 +1,4 @@
-"""Build the lesson notebook and the nbgrader course from the solutions, and read
-notebook submissions back into modules.
+"""Build the lesson notebook and the nbgrader course from the solutions.
 
 One source, three outputs, like the stubs (``stubgen.py``):
 
@@ -11,8 +10,8 @@ One source, three outputs, like the stubs (``stubgen.py``):
   ``source/mlflow_lesson/mlflow_lesson.ipynb``) with the same cells carrying nbgrader
   metadata: solution cells between ``### BEGIN SOLUTION`` / ``### END SOLUTION``,
   autograded check cells worth the catalogue's points, everything else locked.
-- ``extract_submission``: a submitted notebook (made from either) back into the four
-  modules the grader reads, keeping only imports, definitions and constants.
+
+A notebook made from either is read back into modules by grader/core/submission.py.
 
 It works as a pipeline of small steps: ``plan`` cuts the solutions into parts (teaching
 text, imports, one definition each, checks), and one renderer per output turns the parts
@@ -22,7 +21,6 @@ committed files drift from it.
 from __future__ import annotations
 
 import ast
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +28,13 @@ from typing import Iterable
 
 import nbformat
 
+from grader import KIT_ROOT
 from grader.authoring import stubgen
 from grader.core import catalogue
-from grader.core.places import CELLS_FILE
+from grader.core.submission import first_line
 
-REPO = stubgen.REPO
-LESSON_PATH = REPO / "notebooks" / "mlflow_lesson.ipynb"
-COURSE = REPO / "course"
+LESSON_PATH = KIT_ROOT / "notebooks" / "mlflow_lesson.ipynb"
+COURSE = KIT_ROOT / "course"
 ASSIGNMENT = "mlflow_lesson"
 
 # --------------------------------------------------------------------------- the parts
@@ -159,20 +157,16 @@ def _top_level_parts(source: str) -> tuple[str, list[tuple[str, str]]]:
     definitions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     imports_text = "\n".join(ast.get_source_segment(source, n) for n in imports) + "\n"
-    starts = [_first_line(n) for n in tree.body] + [len(lines) + 1]
+    starts = [first_line(n) for n in tree.body] + [len(lines) + 1]
     parts = []
     for node in definitions:
         # A definition runs up to the next statement: its closing `### END SOLUTION` is a comment.
         end = next(s for s in starts if s > node.lineno) - 1
-        parts.append((node.name, "".join(lines[_first_line(node) - 1:end]).rstrip() + "\n"))
+        parts.append((node.name, "".join(lines[first_line(node) - 1:end]).rstrip() + "\n"))
     return imports_text, parts
 
 
-def _first_line(node: ast.stmt) -> int:
-    return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-
-
-def plan(only: Iterable[str] | None = None, solutions: Path = REPO / "solutions") -> list[Part]:
+def plan(only: Iterable[str] | None = None, solutions: Path = KIT_ROOT / "solutions") -> list[Part]:
     """The lesson as parts. ``only``: exercise keys (``module.function``) to keep; a module
     without any is left out, its helpers (such as a class) are kept with it."""
     wanted = set(only) if only is not None else None
@@ -333,102 +327,3 @@ def generate(course: Path = COURSE, lesson: Path = LESSON_PATH, only: Iterable[s
     return written
 
 
-# --------------------------------------------------------------------------- submissions
-
-KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-
-
-def _python_of(cell_source: str) -> str:
-    """Cell text as plain Python: IPython magics (%, !) become calls, which are then dropped."""
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-    except ImportError:  # no IPython: drop magic lines
-        return "\n".join(line for line in cell_source.splitlines() if not line.lstrip().startswith(("%", "!")))
-    return TransformerManager().transform_cell(cell_source)
-
-
-def _is_kit_import(node: ast.stmt) -> bool:
-    """The setup cell imports the kit's own grader: never part of a submission."""
-    if isinstance(node, ast.ImportFrom):
-        return (node.module or "").split(".")[0] == "grader"
-    return isinstance(node, ast.Import) and any(a.name.split(".")[0] == "grader" for a in node.names)
-
-
-def _is_constant(node: ast.stmt) -> bool:
-    """``NAME = <literal>`` (or annotated): safe to keep, nothing runs to compute it."""
-    if isinstance(node, ast.Assign):
-        targets, value = node.targets, node.value
-    elif isinstance(node, ast.AnnAssign) and node.value is not None:
-        targets, value = [node.target], node.value
-    else:
-        return False
-    try:
-        ast.literal_eval(value)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return all(isinstance(t, ast.Name) for t in targets)
-
-
-def _kept_statements(source: str) -> list[tuple[str, int, str | None]]:
-    """The imports, definitions and constants of one cell, never run: (source text, its
-    first line in the cell, the name it defines if it is a definition)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []  # a cell that is not valid Python defines nothing (as in the kernel)
-    lines = source.splitlines(keepends=True)
-    kept = []
-    for node in tree.body:
-        if (isinstance(node, KEPT) and not _is_kit_import(node)) or _is_constant(node):
-            if isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)):
-                kept.append((ast.get_source_segment(source, node), node.lineno, None))
-            else:
-                first = _first_line(node)
-                kept.append(("".join(lines[first - 1:node.end_lineno]).rstrip("\n"), first, node.name))
-    return kept
-
-
-MODULE_HEADER = "# Made by the MLflow exercise kit from notebook cells: imports, definitions and constants only.\n"
-
-
-def module_from_cells(cells: Iterable[tuple[int, str]], label: str | None = None) -> tuple[str, list[dict]]:
-    """One module from numbered notebook cells, in order (a later definition wins, as in the
-    kernel), and where each of its pieces came from: [{"first_line", "last_line" (in the
-    module), "cell" (its number), "cell_line" (where the piece starts in the cell),
-    "definition" (the name it defines, or None)}], and "label" (how to name the cell, such
-    as "cell [12]") when ``label`` is given as a format."""
-    chunks, origins, line = [], [], MODULE_HEADER.count("\n") + 1
-    for number, cell in cells:
-        for text, cell_line, name in _kept_statements(_python_of(cell)):
-            last = line + text.count("\n")
-            place = {"first_line": line, "last_line": last, "cell": number, "cell_line": cell_line, "definition": name}
-            if label:
-                place["label"] = label.format(number)
-            origins.append(place)
-            chunks.append(text)
-            line = last + 3  # the two blank lines between pieces
-    return MODULE_HEADER + "\n\n\n".join(chunks) + "\n", origins
-
-
-def definitions_only(cells: Iterable[str]) -> str:
-    """One module from notebook cells, in order (a later definition wins, as in the kernel)."""
-    return module_from_cells(enumerate(cells, start=1))[0]
-
-
-def write_modules(code: str, origins: list[dict], dest: Path) -> None:
-    """The four ``<module>.py`` files (a notebook is one namespace: each gets all of its code)
-    and ``cells.json``, which lets every message name a line by its cell."""
-    dest.mkdir(parents=True, exist_ok=True)
-    names = [f"{module.name}.py" for module in catalogue.load().modules]
-    for name in names:
-        (dest / name).write_text(code, encoding="utf-8")
-    (dest / CELLS_FILE).write_text(json.dumps({name: origins for name in names}, indent=1), encoding="utf-8")
-
-
-def extract_submission(ipynb: Path, dest: Path) -> None:
-    """Write the four ``<module>.py`` files of a notebook submission into ``dest``, and
-    ``cells.json`` beside them. Cells are numbered as a person counts them in the notebook:
-    from 1, markdown and code cells alike. Nothing of the notebook is executed here."""
-    notebook = nbformat.read(str(ipynb), as_version=4)
-    numbered = [(number, cell.source) for number, cell in enumerate(notebook.cells, start=1) if cell.cell_type == "code"]
-    write_modules(*module_from_cells(numbered), dest)

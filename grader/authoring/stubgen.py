@@ -11,10 +11,9 @@ import ast
 import re
 from pathlib import Path
 
+from grader import KIT_ROOT
 from grader.core import catalogue
 from grader.core.source import definition_span, raises_not_implemented
-
-REPO = Path(__file__).resolve().parents[2]
 BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
 HEADER = (
@@ -74,7 +73,7 @@ def drop_markers(source: str) -> str:
     return "".join(line for line in source.splitlines(keepends=True) if not (BEGIN.match(line) or END.match(line)))
 
 
-def expected_stubs(solutions: Path = REPO / "solutions") -> dict[str, str]:
+def expected_stubs(solutions: Path = KIT_ROOT / "solutions") -> dict[str, str]:
     """File name -> stub text, for every module of the catalogue."""
     return {
         f"{m.name}.py": make_stub((solutions / f"{m.name}.py").read_text(encoding="utf-8"), f"{m.name}.py")
@@ -82,7 +81,7 @@ def expected_stubs(solutions: Path = REPO / "solutions") -> dict[str, str]:
     }
 
 
-def generate(exercises: Path = REPO / "exercises", solutions: Path = REPO / "solutions") -> list[Path]:
+def generate(exercises: Path = KIT_ROOT / "exercises", solutions: Path = KIT_ROOT / "solutions") -> list[Path]:
     exercises.mkdir(exist_ok=True)
     written = []
     for name, text in expected_stubs(solutions).items():
@@ -93,7 +92,7 @@ def generate(exercises: Path = REPO / "exercises", solutions: Path = REPO / "sol
     return written
 
 
-def stub_of(module: str, function: str, solutions: Path = REPO / "solutions") -> str:
+def stub_of(module: str, function: str, solutions: Path = KIT_ROOT / "solutions") -> str:
     """The stub of one function (or class), as the generator writes it into exercises/."""
     stub = expected_stubs(solutions)[f"{module}.py"]
     first, last = definition_span(stub, function)
@@ -112,7 +111,7 @@ def learner_work(current: str, stub: str) -> list[str]:
     return [name for name, node in mine.items() if not raises_not_implemented(node) and ast.dump(node) != given.get(name)]
 
 
-def unsafe_overwrites(exercises: Path = REPO / "exercises", solutions: Path = REPO / "solutions") -> dict[Path, list[str]]:
+def unsafe_overwrites(exercises: Path = KIT_ROOT / "exercises", solutions: Path = KIT_ROOT / "solutions") -> dict[Path, list[str]]:
     """exercises/ files that generating would overwrite although they hold someone's code."""
     found = {}
     for name, text in expected_stubs(solutions).items():

@@ -2,7 +2,7 @@
 
 - ``collect.py``   the learners in a submissions folder, unpacked safely into private copies
                    (a notebook is read in a process of its own, under the time limit).
-- ``run.py``       grades each learner in a scoring process of its own, ``--workers`` at a
+- ``run.py``       grades each learner in a scoring process of its own, ``--workers`` slots at a
                    time: each slot is a warm grading host (grader/host/) with a sandboxed
                    worker; nothing a grading starts outlives it. SIGINT/SIGTERM stop it cleanly.
 - ``scratch.py``   the batch's locked scratch folder; the next batch removes a killed one's.

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
+from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT, Exit
 
 
 def add_parser(commands) -> None:
@@ -19,7 +19,7 @@ def add_parser(commands) -> None:
                     "OUT_DIR/gradebook.csv, per-learner results.json and feedback.md, and report.html.")
     batch.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR")
     batch.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
-    batch.add_argument("--workers", type=int, default=default_workers(),
+    batch.add_argument("--workers", dest="slots", type=int, default=default_slots(),
                        help="learners graded at once (default: half the machine's cores, %(default)s: "
                             "one grading keeps about two cores busy)")
     batch.add_argument("--seed", type=int, default=None, help="seed of the random inputs, the same for every learner")
@@ -61,10 +61,10 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
-def default_workers() -> int:
-    """One grading runs its learner calls and its own checks side by side, and keeps about
-    two cores busy; more slots than half the cores only make them queue for the CPU
-    (measured on 2 cores: 2 slots took 124 s for 20 learners, 1 slot 115 s)."""
+def default_slots() -> int:
+    """Grading slots (``--workers``): one grading runs its learner calls and its own checks
+    side by side and keeps about two cores busy, so more slots than half the cores only
+    make them queue for the CPU (README.md, Speed)."""
     return max(1, (os.cpu_count() or 2) // 2)
 
 
@@ -72,7 +72,7 @@ def _seed(args: argparse.Namespace) -> int:
     """A resumed or regraded batch keeps the seed of the rows already written, so all rows compare."""
     from grader.batch import sheets
     from grader.batch.outputs import GRADEBOOK
-    from grader.core.results import new_seed
+    from grader.core.options import new_seed
 
     if args.seed is not None:
         return args.seed
@@ -87,7 +87,7 @@ def _seed(args: argparse.Namespace) -> int:
 def resume_command(args: argparse.Namespace, left: list[str]) -> str:
     """The command that grades the learners an interrupted run left."""
     words = ["python", "-m", "grader", "batch", str(args.submissions), "--out", str(args.out)]
-    for option, value, default in (("--workers", args.workers, default_workers()), ("--timeout", args.timeout, 900.0),
+    for option, value, default in (("--workers", args.slots, default_slots()), ("--timeout", args.timeout, 900.0),
                                    ("--call-timeout", args.call_timeout, None), ("--roster", args.roster, None),
                                    ("--isolation", args.isolation, "auto")):
         if value != default:
@@ -105,43 +105,43 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.submissions.is_dir():
         print(f"{args.submissions} is not a folder", file=sys.stderr)
-        return 2
+        return Exit.REFUSED
     written = gradebook.rows_in(args.out / GRADEBOOK)
     if written and not (args.resume or args.regrade or args.overwrite):
         print(f"{args.out / GRADEBOOK} already holds {written} learner(s), and grading would start it anew. "
               "Add --resume to grade only the learners still missing, --regrade NAME[,NAME] to grade some "
               "again, or --overwrite to start a new gradebook.", file=sys.stderr)
-        return 2
+        return Exit.REFUSED
     try:
         class_roster = roster.read(args.roster) if args.roster else None
     except roster.RosterError as error:
         print(error, file=sys.stderr)
-        return 2
+        return Exit.REFUSED
     mode = isolation.best_mode() if args.isolation == "auto" else args.isolation
     if mode != "bwrap":
         print(f"warning: isolation {mode}: learner code runs with process limits only, not bubblewrap "
               "(it can read this machine's files and reach the network)", file=sys.stderr)
     call_timeout = args.call_timeout or min(DEFAULT_CALL_TIMEOUT, args.timeout / 4)
-    options = Options(args.submissions.resolve(), args.out.resolve(), args.workers, _seed(args), args.timeout,
+    options = Options(args.submissions.resolve(), args.out.resolve(), args.slots, _seed(args), args.timeout,
                       call_timeout, mode, keep=bool(args.resume or args.regrade), regrade=args.regrade or (),
                       roster=class_roster, excel=args.excel)
-    print(f"grading {args.submissions} with seed {options.seed}, {options.workers} worker(s), "
+    print(f"grading {args.submissions} with seed {options.seed}, {options.slots} slot(s), "
           f"isolation {mode}", file=sys.stderr)
     try:
         rows = run_batch(options)
     except KeyboardInterrupt:  # before the batch took over SIGINT: nothing was graded yet
         print(f"stopped before grading began. To grade: {resume_command(args, list(args.regrade or ()))}", file=sys.stderr)
-        return 128 + signal.SIGINT
+        return Exit.signalled(signal.SIGINT)
     except (BatchError, gradebook.GradebookError) as error:
         print(error, file=sys.stderr)
-        return 2
+        return Exit.REFUSED
     except Interrupted as stopped:
         print(f"stopped by {stopped}: {stopped.written} learner(s) written to {args.out / GRADEBOOK}, "
               f"{len(stopped.left)} not graded (the ones in progress were dropped).", file=sys.stderr)
         print(f"To grade the rest: {resume_command(args, stopped.left)}", file=sys.stderr)
-        return 128 + stopped.signum
+        return Exit.signalled(stopped.signum)
     print(f"wrote {options.out / GRADEBOOK} and {options.out / 'report.html'}", file=sys.stderr)
-    return 0 if all(r.status == "graded" for r in rows) else 1
+    return Exit.OK if all(r.status == "graded" for r in rows) else Exit.NOT_DONE
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -151,10 +151,10 @@ def _export(args: argparse.Namespace) -> int:
         path, not_graded = export.write(args.out, args.to, args.assignment, excel=args.excel)
     except export.ExportError as error:
         print(error, file=sys.stderr)
-        return 2
+        return Exit.REFUSED
     print(f"wrote {path}", file=sys.stderr)
     if not_graded:
         print(f"{len(not_graded)} learner(s) not graded have no grade in it: {', '.join(not_graded)} "
               "(see gradebook.csv's reason column)", file=sys.stderr)
-    return 0
+    return Exit.OK
 

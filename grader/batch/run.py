@@ -1,6 +1,6 @@
 """Grading one learner of a batch, and the batch itself.
 
-Each of ``--workers`` slots is a warm grading host (grader/host/) with a sandboxed worker
+Each of the ``--workers`` slots is a warm grading host (grader/host/) with a sandboxed worker
 of its own; a slot grades one learner at a time. Per learner: a private copy of the
 submission in a fresh temporary folder, then ``pytest grader --target COPY --isolation
 MODE`` in a scoring process the host forks for it. That process never runs learner code
@@ -30,10 +30,10 @@ from grader.batch.outputs import FACTS, FEEDBACK, GRADEBOOK, LOG, RESULTS, Outpu
 from grader.batch.progress import Progress
 from grader.batch.roster import Roster, same_name
 from grader.core import catalogue
+from grader.core.options import grading_args
 from grader.core.store import scratch_parent
-from grader.host.client import HostPool
+from grader.host.client import HostPool, HostReply
 
-REPO = Path(__file__).resolve().parents[2]
 LOG_TAIL_CHARS = 20_000
 # Environment variables the grading may see; everything else (tokens, cloud keys, the
 # instructor's MLFLOW_* settings) stays behind.
@@ -44,7 +44,7 @@ PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "XDG_CACHE_HOME", "TZ")
 class Options:
     submissions: Path
     out: Path
-    workers: int
+    slots: int  # learners graded at once (--workers), each by a grading host of its own
     seed: int
     timeout: float  # per submission, wall clock
     call_timeout: float  # per learner call, wall clock
@@ -77,19 +77,18 @@ def grading_env(temporary: Path) -> dict[str, str]:
 
 
 def grader_args(target: Path, results: Path, options: Options) -> list[str]:
-    return [str(REPO / "grader"), "-p", "no:cacheprovider", "-q",
-            "--target", str(target), "--seed", str(options.seed), "--grade-json", str(results),
-            "--isolation", options.isolation, "--call-timeout", str(options.call_timeout)]
+    return grading_args(target, seed=options.seed, results=results, isolation=options.isolation,
+                       call_timeout=options.call_timeout)
 
 
 def run_grader(target: Path, private: Path, options: Options, hosts: HostPool,
-               timeout: float) -> tuple[dict, dict | None, str]:
-    """(the host's figures, results.json or None, the tail of pytest's output), graded by
+               timeout: float) -> tuple[HostReply, dict | None, str]:
+    """(the host's reply, results.json or None, the tail of pytest's output), graded by
     whichever host is free within ``timeout`` seconds."""
     results_path, log_path = private / "results.json", private / "pytest.log"
-    stats = hosts.grade(grader_args(target, results_path, options), cwd=private, log=log_path, timeout=timeout)
+    reply = hosts.grade(grader_args(target, results_path, options), cwd=private, log=log_path, timeout=timeout)
     log = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:] if log_path.is_file() else ""
-    return stats, _read_json(results_path), log
+    return reply, _read_json(results_path), log
 
 
 def _read_json(path: Path) -> dict | None:
@@ -117,21 +116,23 @@ def problem_with(results: dict, isolation: str) -> str | None:
     return None
 
 
-def _failure_message(stats: dict, log: str, options: Options) -> str:
-    if stats.get("timed_out"):
+def _failure_message(reply: HostReply, log: str, options: Options) -> str:
+    if reply.timed_out:
         return f"grading took longer than the per-submission limit of {options.timeout:g} s"
+    if reply.reason:
+        return f"the grader could not grade it: {reply.reason}"
     lines = [line for line in log.strip().splitlines() if line.strip()]
     said = next((l for l in reversed(lines) if "error" in l.lower()), lines[-1] if lines else "")
-    return f"the grader stopped with exit code {stats.get('exit')}: {said.strip()[:300]}"
+    return f"the grader stopped with exit code {reply.exit}: {said.strip()[:300]}"
 
 
-def row_for(learner: str, stats: dict, results: dict | None, log: str, options: Options) -> Row:
+def row_for(learner: str, reply: HostReply, results: dict | None, log: str, options: Options) -> Row:
     max_score = catalogue.load().points
-    common = dict(max_score=max_score, seconds=stats.get("seconds", 0.0), seed=options.seed)
-    if stats.get("timed_out"):
-        return Row(learner, "timeout", reason=_failure_message(stats, log, options), **common)
-    if results is None or stats.get("exit") not in (0, 1):
-        return Row(learner, "error", reason=_failure_message(stats, log, options), **common)
+    common = dict(max_score=max_score, seconds=reply.seconds, seed=options.seed)
+    if reply.timed_out:
+        return Row(learner, "timeout", reason=_failure_message(reply, log, options), **common)
+    if results is None or not reply.graded:
+        return Row(learner, "error", reason=_failure_message(reply, log, options), **common)
     problem = problem_with(results, options.isolation)
     if problem:
         return Row(learner, "error", reason=problem, **common)
@@ -159,12 +160,12 @@ def grade_learner(submission: Submission, options: Options, work_root: Path, hos
                   stop: threading.Event) -> Row | None:
     """Grade one learner and write their results.json, feedback.md and grading.log. None
     when the batch was stopped meanwhile: then nothing of theirs is written."""
-    row, results, log, source, stats = _grade(submission, options, work_root, hosts, stop)
+    row, results, log, source, reply = _grade(submission, options, work_root, hosts, stop)
     if stop.is_set():
         return None
     if submission.named_ok:  # else its name cannot be a folder in OUT: the row says why
         try:
-            write_learner_files(options.out, submission.learner, _learner_files(row, results, log, source, stats, options))
+            write_learner_files(options.out, submission.learner, _learner_files(row, results, log, source, reply, options))
         except OutputError as error:
             row = _error_row(submission.learner, str(error), options)
     row.student = _student(options.roster, submission.learner)
@@ -172,18 +173,18 @@ def grade_learner(submission: Submission, options: Options, work_root: Path, hos
 
 
 def _grade(submission: Submission, options: Options, work_root: Path, hosts: HostPool,
-           stop: threading.Event) -> tuple[Row, dict | None, str, Source | None, dict]:
+           stop: threading.Event) -> tuple[Row, dict | None, str, Source | None, HostReply]:
     """(the row, results.json, the grader's output, how the learner knows their code, the
-    host's figures), in a private copy of the submission removed on the way out."""
+    host's reply), in a private copy of the submission removed on the way out."""
     private = Path(tempfile.mkdtemp(prefix="learner-", dir=work_root))
-    stats: dict = {"peak_rss_kb": 0, "seconds": 0.0}
+    reply = HostReply(None, reason="not graded")
     results, log, source = None, "", None
     try:
         unpacked = unpack(submission, private / "submission", options.timeout, stop)
         source = unpacked.source
-        stats, results, log = run_grader(unpacked.target, private, options, hosts,
+        reply, results, log = run_grader(unpacked.target, private, options, hosts,
                                          max(1.0, options.timeout - unpacked.seconds))
-        row = row_for(submission.learner, stats, results, log, options)
+        row = row_for(submission.learner, reply, results, log, options)
     except SubmissionError as error:
         row = _error_row(submission.learner, str(error), options)
     except Exception as error:  # one learner's surprise must not end the batch
@@ -191,17 +192,17 @@ def _grade(submission: Submission, options: Options, work_root: Path, hosts: Hos
     finally:
         shutil.rmtree(private, ignore_errors=True)
     row.reason, log = _scrubbed(row.reason, private, work_root), _scrubbed(log, private, work_root)
-    return row, results, log, source, stats
+    return row, results, log, source, reply
 
 
-def _learner_files(row: Row, results: dict | None, log: str, source: Source | None, stats: dict,
+def _learner_files(row: Row, results: dict | None, log: str, source: Source | None, reply: HostReply,
                    options: Options) -> dict[str, str]:
     if row.status != "graded" or results is None:
         results = failed_results(row, options.isolation)
-    if stats.get("sandbox"):  # how the learner was fenced in, graded or not
-        results["extra_data"].setdefault("sandbox", stats["sandbox"])
+    if reply.sandbox:  # how the learner was fenced in, graded or not
+        results["extra_data"].setdefault("sandbox", reply.sandbox)
     results["extra_data"]["status"] = row.status
-    facts = {"peak_rss_kb": stats.get("peak_rss_kb", 0), "peak_pss_kb": stats.get("peak_pss_kb", 0),
+    facts = {"peak_rss_kb": reply.peak_rss_kb, "peak_pss_kb": reply.peak_pss_kb,
              "isolation": results["extra_data"].get("isolation"), "sandbox": results["extra_data"].get("sandbox")}
     return {RESULTS: json.dumps(results, indent=2),
             FEEDBACK: feedback.render(row, results if row.status == "graded" else None, source),
@@ -245,7 +246,7 @@ def _roster_rows(submissions: list[Submission], gradebook: Gradebook, options: O
 
 
 def run_batch(options: Options) -> list[Row]:
-    """Grade the learners this run is for, ``options.workers`` at a time. Raises
+    """Grade the learners this run is for, ``options.slots`` at a time. Raises
     Interrupted when SIGINT or SIGTERM stops it, BatchError when it cannot start."""
     stop = threading.Event()
     with stopping_on_signals(stop) as received:
@@ -269,7 +270,7 @@ def _run(options: Options, stop: threading.Event) -> tuple[Gradebook, list[Submi
     finished: list[Row] = []
     if todo:
         with scratch.batch_folder(scratch_parent()) as work_root, \
-                HostPool(work_root, min(max(1, options.workers), len(todo)), options.isolation,
+                HostPool(work_root, min(max(1, options.slots), len(todo)), options.isolation,
                          options.call_timeout, grading_env(work_root / "tmp")) as hosts:
             _grade_all(todo, options, work_root, hosts, stop, lambda row: _record(row, gradebook, progress, finished))
     progress.close()

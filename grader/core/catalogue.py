@@ -1,4 +1,9 @@
-"""Load the exercise catalogue (grader/catalogue.toml): order, points and hints."""
+"""Load the exercise catalogue (grader/catalogue.toml): order, points and hints.
+
+Totals are sums, never written down but once: a module's points are its exercises', the
+kit's are its modules', and must come to the catalogue's ``total``. The checks of module ``M`` are the file ``grader/test_M.py``: its class
+``Test_<function>`` checks one function, each ``test_<check>`` method one check of it.
+"""
 from __future__ import annotations
 
 import tomllib
@@ -6,8 +11,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-CATALOGUE_PATH = Path(__file__).resolve().parent.parent / "catalogue.toml"
-TOTAL_POINTS = 100
+from grader import KIT_ROOT
+
+CATALOGUE_PATH = KIT_ROOT / "grader" / "catalogue.toml"
+CHECKS_PREFIX = "test_"  # grader/test_<module>.py
+CLASS_PREFIX = "Test_"  # class Test_<function>
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class Module:
     name: str
     title: str
     exercises: tuple[Exercise, ...]
+    teaches: str = ""  # what it teaches, in a line (the README's points table)
 
     @property
     def points(self) -> int:
@@ -90,13 +99,34 @@ def load(path: Path = CATALOGUE_PATH) -> Catalogue:
         for entry in raw["exercise"]
     ]
     modules = tuple(
-        Module(m["name"], m["title"], tuple(e for e in exercises if e.module == m["name"]))
+        Module(m["name"], m["title"], tuple(e for e in exercises if e.module == m["name"]), m.get("teaches", ""))
         for m in raw["module"]
     )
-    catalogue = Catalogue(modules)
     orphans = {e.module for e in exercises} - {m.name for m in modules}
     if orphans:
         raise ValueError(f"catalogue.toml: exercises name undeclared modules {sorted(orphans)}")
-    if catalogue.points != TOTAL_POINTS:
-        raise ValueError(f"catalogue.toml: points add up to {catalogue.points}, not {TOTAL_POINTS}")
+    catalogue = Catalogue(modules)
+    if "total" in raw and catalogue.points != raw["total"]:
+        raise ValueError(f"catalogue.toml: the checks' points add up to {catalogue.points}, not its total of "
+                         f"{raw['total']}: take the points of what was added from the other checks")
     return catalogue
+
+
+def checks_file(module: str, root: Path = KIT_ROOT) -> Path:
+    """The file of a module's checks."""
+    return root / "grader" / f"{CHECKS_PREFIX}{module}.py"
+
+
+def module_of(checks: Path) -> str:
+    """The module a file of checks checks, from its name (``test_ex01_tracking.py``)."""
+    return Path(checks).stem.removeprefix(CHECKS_PREFIX)
+
+
+def function_of(check_class: type) -> str:
+    """The function a check class checks, from its name (``Test_log_run``)."""
+    return check_class.__name__.removeprefix(CLASS_PREFIX)
+
+
+def node_id(exercise: Exercise) -> str:
+    """pytest's id of the checks of one function: ``.../test_<module>.py::Test_<function>``."""
+    return f"{checks_file(exercise.module)}::{CLASS_PREFIX}{exercise.function}"

@@ -1,8 +1,20 @@
-"""The options a learner gives when grading, declared once: ``pytest grader`` and
-``python -m grader watch`` (and ``progress``, ``reset``) read the same declarations, so a
-folder, a seed or an isolation level means the same thing whichever command grades it."""
+"""How a grading is asked for, declared once.
+
+- The options a learner gives: ``pytest grader`` and ``python -m grader watch`` (and
+  ``progress``, ``reset``) read the same declarations, so a folder, a seed or an isolation
+  level means the same thing whichever command grades it.
+- ``grading_args``: the argument list of a grading that another part of the kit starts (a
+  batch, a notebook's check, watch), in a warm grading host.
+- ``new_seed``: a grading's random inputs, when no seed is given.
+"""
 from __future__ import annotations
 
+import random
+from pathlib import Path
+from typing import Iterable
+
+from grader import KIT_ROOT
+from grader.core import catalogue
 from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT, ISOLATION_MODES
 
 GRADING = {
@@ -29,3 +41,23 @@ def add(to, *names: str) -> None:
     for name in names:
         flags, settings = GRADING[name]
         declare(*flags, **settings)
+
+
+def new_seed() -> int:
+    """A fresh seed for a grading's random inputs (printed, so it can be replayed)."""
+    return random.SystemRandom().randrange(1, 10**6)
+
+
+def grading_args(target: Path | None, *, seed: int, results: Path, only: Iterable[catalogue.Exercise] | None = None,
+                isolation: str | None = None, call_timeout: float | None = None, quiet: bool = True) -> list[str]:
+    """``pytest`` arguments that grade ``target`` (None: exercises/) with ``seed`` into the
+    results.json ``results``: every function, or ``only`` these. ``quiet`` leaves out
+    pytest's header and progress (the grader's summary stays)."""
+    checks = [catalogue.node_id(e) for e in only] if only is not None else [str(KIT_ROOT / "grader")]
+    return [
+        *checks, "-p", "no:cacheprovider", *(["-q"] if quiet else []),
+        *(["--target", str(target)] if target is not None else []),
+        "--seed", str(seed), "--grade-json", str(results),
+        *(["--isolation", isolation] if isolation is not None else []),
+        *(["--call-timeout", str(call_timeout)] if call_timeout is not None else []),
+    ]

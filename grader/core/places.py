@@ -7,7 +7,7 @@ call or the summary produces goes through ``Places.scrub``: the copy of a module
 ``exercises/<module>.py`` (or the file name alone, when the grader itself made the folder
 graded, as for a batch or a notebook), a store becomes "<grader's temporary store>", any
 other temporary folder "<grader's temporary folder>". When the folder holds ``cells.json``
-(a notebook made it: grader/authoring/notebooks.py), lines are named by their cell.
+(a notebook made it: grader/core/submission.py), lines are named by their cell.
 """
 from __future__ import annotations
 

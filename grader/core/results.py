@@ -2,14 +2,9 @@
 written in (the learner's summary, Gradescope's results.json)."""
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 
 from grader.core.catalogue import Catalogue, Exercise
-
-def new_seed() -> int:
-    """A fresh seed for a grading's random inputs (printed, so it can be replayed)."""
-    return random.SystemRandom().randrange(1, 10**6)
 
 
 # The status of a function, from the statuses of its checks: the first that applies wins.

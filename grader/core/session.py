@@ -4,7 +4,8 @@ Checks talk to the learner's code through ``Learner``, bound to one curriculum f
 ``learner.call(store, *args)`` runs that function in the sandbox against ``store`` and
 returns what came back, or raises the outcome (not attempted, error, timeout...);
 ``learner.probe`` and ``learner.prepare`` run a sandbox step of the checks' own there
-(grader/sandbox/protocol.py's ``sandbox_step``).
+(grader/sandbox/protocol.py's ``sandbox_step``); ``learner.start_service`` runs one whose
+processes stay (a server later calls use, on the sandbox's own loopback) until stopped.
 
 Threads: each check class's ``scenario`` runs on a thread of the session's scenario pool,
 ahead of that class's tests (which wait for it only when they read it); a scenario may
@@ -57,6 +58,8 @@ class GradingSession:
         self._timing_lock = threading.Lock()
         self.notes: dict[str, list[str]] = {}  # module.function -> what MLflow said was deprecated
         self._scenarios: dict[str, Future] = {}
+        self._services: list[Service] = []  # kept running in the sandbox: stopped at the latest by close()
+        self._services_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(SCENARIO_THREADS, thread_name_prefix="scenario")
         self.calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="call")  # for Learner.start
 
@@ -92,7 +95,7 @@ class GradingSession:
 
     # -- scenarios: what a check class sets up and asks of the learner, run ahead of its checks
     def start_scenario(self, check_class: type, module: str) -> None:
-        function = check_class.__name__.removeprefix("Test_")
+        function = catalogue.function_of(check_class)
         key = f"{module}.{function}"
         if key not in self._scenarios:
             self._scenarios[key] = self._pool.submit(self._run_scenario, check_class, module, function)
@@ -100,7 +103,7 @@ class GradingSession:
     def scenario(self, check_class: type, module: str):
         """The scenario's result; raises what it raised (for instance NotAttempted)."""
         self.start_scenario(check_class, module)
-        return self._scenarios[f"{module}.{check_class.__name__.removeprefix('Test_')}"].result()
+        return self._scenarios[f"{module}.{catalogue.function_of(check_class)}"].result()
 
     def _run_scenario(self, check_class: type, module: str, function: str):
         learner = self.learner(module, function)
@@ -118,10 +121,33 @@ class GradingSession:
     def inputs(self, module: str, function: str) -> Inputs:
         return Inputs(self.seed, f"{module}.{function}")
 
+    def kept(self, service: "Service") -> None:
+        with self._services_lock:
+            self._services.append(service)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.calls.shutdown(wait=True, cancel_futures=True)
+        with self._services_lock:
+            services, self._services = self._services, []
+        for service in services:
+            service.stop()
         self.sandbox.close()
+
+
+class Service:
+    """What a kept sandbox step started, still running in the sandbox: the step's value
+    (such as the port a server listens on), and ``stop()``, which ends all of it."""
+
+    def __init__(self, value, stop: Callable[[], None]):
+        self.value = value
+        self._stop = stop
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        if not self._stopped.is_set():
+            self._stopped.set()
+            self._stop()
 
 
 class Attempt:
@@ -241,6 +267,17 @@ class Learner:
         """Run a sandbox step that must touch learner-made files (such as loading a model)
         and returns an array; the caller decides what a failure means."""
         return self._run(store, step_request(step, args, kwargs, returns="array", **self._where(store)), "probe")
+
+    def start_service(self, store: Store, step: Callable, *args, **kwargs) -> Service:
+        """Run a sandbox step whose processes keep running once it returns (a server it
+        starts and waits for), for later calls in the same sandbox to use. It must succeed;
+        ``stop()`` ends them, and the session does at its end if no check did."""
+        result = self._run(store, step_request(step, args, kwargs, keep=True, **self._where(store)))
+        if result.status != Status.OK:
+            raise RuntimeError(f"the grader could not start {step.__name__}: {result.status} {result.error}\n{result.output}")
+        service = Service(result.value, lambda: self.session.sandbox.release(result.call_id))
+        self.session.kept(service)
+        return service
 
     def prepare(self, store: Store, step: Callable, *args, **kwargs):
         """Run a sandbox step of the grader's set-up (logging models with MLflow's own

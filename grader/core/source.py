@@ -1,41 +1,15 @@
-"""The learner's source files: where they are, a private copy to import from, and
-whether a function is still an untouched stub. Reads code, never runs it."""
+"""What the learner's code says: whether a function is still an untouched stub, whether a
+module compiles, and what each verdict depends on (fingerprints). Reads code, never runs
+it. (Where the code is, and copying it: grader/core/submission.py.)"""
 from __future__ import annotations
 
 import ast
 import functools
 import hashlib
-import shutil
 import threading
 from pathlib import Path
 
 from grader.core import catalogue
-from grader.core import files
-
-
-class TargetError(Exception):
-    """The folder to grade is not one the grader can read."""
-
-
-def resolve_target(path: Path) -> Path:
-    """The folder holding the modules: ``path`` itself, or its ``exercises/`` subfolder."""
-    modules = [m.name for m in catalogue.load().modules]
-    if not path.is_dir():
-        raise TargetError(f"{path} is not a folder")
-    for folder in (path / "exercises", path):
-        if any((folder / f"{name}.py").is_file() for name in modules):
-            return folder
-    raise TargetError(f"{path} holds none of {', '.join(m + '.py' for m in modules)}")
-
-
-def copy_sources(folder: Path, destination: Path) -> Path:
-    """Learner modules are imported from a copy, so nothing is ever written beside them.
-    Regular files only: a link could name any file of the machine."""
-    files.make_shared_folder(destination)
-    for source in folder.glob("*.py"):
-        if source.is_file() and not source.is_symlink():
-            shutil.copyfile(source, destination / source.name)
-    return destination
 
 
 # Scenarios run in threads, and CPython 3.11 builds AST objects with interpreter-wide state:

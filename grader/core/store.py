@@ -1,8 +1,8 @@
 """Fresh, temporary MLflow stores: SQLite for tracking and registry, artifacts beside it.
 
-Creating an MLflow SQLite database runs every schema migration (about a second), so the
-kit migrates one template per MLflow version and copies it for every store (a few
-milliseconds). A copy differs from a new database in one place only: the Default
+Creating an MLflow SQLite database runs every schema migration, which costs far more than
+copying a file, so the kit migrates one template per MLflow version and copies it for
+every store (README.md, Speed). A copy differs from a new database in one place only: the Default
 experiment's artifact location, which is rewritten to point inside the new store.
 
 `pytest grader --tracking-server` hands out stores of another kind, workspaces of a real

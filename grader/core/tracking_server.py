@@ -17,7 +17,6 @@ import itertools
 import os
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -31,10 +30,10 @@ from typing import Iterator
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from grader.core.processes import live_members
+from grader.core.processes import kill_group, live_members
 from grader.core.store import Store
 
-# Measured: 5 to 12 s on a 2-core machine; a loaded CI machine may take much longer.
+# Far more than it takes (README.md, Speed): a loaded CI machine may take much longer.
 BOOT_SECONDS = 120
 LOG_TAIL_CHARS = 3000
 DEFAULT_EXPERIMENT = "Default"
@@ -76,8 +75,8 @@ def loopback_without_proxy(env: dict[str, str]) -> dict[str, str]:
 def _new_database(template: Path, db: Path) -> None:
     # A copy of the migrated template: the server skips the schema migrations.
     shutil.copyfile(template, db)
-    # Write-ahead logging: a commit costs one fsync instead of several (4 ms against
-    # 25 ms measured on an ext4 disk), and readers do not wait for the writer.
+    # Write-ahead logging: a commit costs one fsync instead of several, and readers do
+    # not wait for the writer.
     with contextlib.closing(sqlite3.connect(db)) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
 
@@ -149,22 +148,15 @@ class TrackingServer:
 
     def stop(self) -> None:
         """Stop the server and every process it started (uvicorn and its workers), at once:
-        its data is scratch, SQLite survives a kill, and a graceful stop costs over a second."""
+        its data is scratch, SQLite survives a kill, and a graceful stop is slow."""
         if self._stopped:
             return
         group = self.process.pid  # a session leader's pid is its process group's id
-        _signal_group(group, signal.SIGKILL)
+        kill_group(group)
         self.process.wait()
         _wait_group_gone(group)
         self._stopped = True
         atexit.unregister(self.stop)
-
-
-def _signal_group(group: int, sig: int) -> None:
-    try:
-        os.killpg(group, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _wait_group_gone(group: int, timeout: float = 5.0) -> None:

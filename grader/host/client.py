@@ -1,28 +1,56 @@
-"""The caller's side of a warm grading host (``server.py``).
+"""The caller's side of a warm grading host (``main.py``), and what a host replies.
 
 ``Host(root, isolation, call_timeout).grade(args, cwd=..., log=..., timeout=...)`` runs
-``pytest <args>`` in a scoring process the host forks, and returns the host's figures:
-{"exit", "timed_out", "seconds", "peak_rss_kb", "peak_pss_kb"}, and "sandbox": how the
-learner's code was fenced in (grader/sandbox/isolation.py's facts). A host that dies or stops
-answering costs the grading it was doing (the figures say exit None) and is replaced.
+``pytest <args>`` in a scoring process the host forks, and returns its ``HostReply``. A host
+that dies or stops answering costs the grading it was doing (the reply says why, and
+``host_lost``) and is replaced.
 """
 from __future__ import annotations
 
 import json
-import os
 import queue
 import select
-import signal
 import subprocess
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from grader.core.processes import descendants
+from grader.core.processes import descendants, kill
+from grader.sandbox.protocol import GRADED
 
-SERVER = Path(__file__).resolve().with_name("server.py")
+HOST = Path(__file__).resolve().with_name("main.py")
 # How long past a grading's own limit a host may take to answer before it is replaced.
 GRACE_SECONDS = 120
-FAILED = {"exit": None, "timed_out": False, "seconds": 0.0, "peak_rss_kb": 0, "peak_pss_kb": 0}
+
+
+@dataclass(frozen=True)
+class HostReply:
+    """What a host says of one grading (one JSON line on its stdout)."""
+
+    exit: int | None  # the scoring process's exit code; None when it did not end by itself
+    timed_out: bool = False  # it ran past the grading's limit and was killed
+    seconds: float = 0.0
+    peak_rss_kb: int = 0  # of the scoring process
+    peak_pss_kb: int = 0  # of the whole grading: scoring process, learner worker and calls
+    sandbox: dict | None = None  # how the learner was fenced in (grader/sandbox/isolation.py's facts)
+    reason: str | None = None  # why there is no grading, when there is none
+    host_lost: bool = False  # the host itself died or stopped answering (the next grading gets a new one)
+
+    @property
+    def graded(self) -> bool:
+        """Whether the scoring process ran every check it was given (passed or not)."""
+        return self.exit in GRADED and not self.timed_out
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, line: bytes | str) -> "HostReply":
+        return cls(**json.loads(line))
+
+    @classmethod
+    def lost(cls, reason: str) -> "HostReply":
+        return cls(None, reason=reason, host_lost=True)
 
 
 class Host:
@@ -35,20 +63,25 @@ class Host:
     def _start(self) -> None:
         with open(self.root.parent / f"{self.root.name}.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", str(SERVER), str(self.root), self.isolation, str(self.call_timeout)],
+                [sys.executable, "-I", str(HOST), str(self.root), self.isolation, str(self.call_timeout)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=self.root,
                 env=self.env, start_new_session=True, bufsize=0)
 
-    def grade(self, args: list[str], *, cwd: Path, log: Path, timeout: float) -> dict:
+    def grade(self, args: list[str], *, cwd: Path, log: Path, timeout: float) -> HostReply:
         if self.process is None or self.process.poll() is not None:
             self._start()
         request = {"args": args, "cwd": str(cwd), "log": str(log), "timeout": timeout}
         try:
             self.process.stdin.write((json.dumps(request) + "\n").encode())
-            return json.loads(self._read_line(timeout + GRACE_SECONDS))
-        except (OSError, ValueError, TimeoutError, EOFError):
-            self.stop()  # the next grading gets a fresh host
-            return dict(FAILED)
+            return HostReply.from_json(self._read_line(timeout + GRACE_SECONDS))
+        except TimeoutError:
+            reason = f"the grading host did not answer within {timeout + GRACE_SECONDS:g} s"
+        except EOFError:
+            reason = "the grading host stopped (killed, or out of memory)"
+        except (OSError, ValueError, TypeError) as error:
+            reason = f"the grading host could not be asked or understood ({error})"
+        self.stop()  # the next grading gets a fresh host
+        return HostReply.lost(reason)
 
     def _read_line(self, timeout: float) -> bytes:
         out, line = self.process.stdout, b""
@@ -66,10 +99,7 @@ class Host:
         if self.process is None or self.process.poll() is not None:
             return
         for pid in [self.process.pid, *descendants(self.process.pid)]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill(pid)
         self.process.wait()
 
     def close(self) -> None:
@@ -85,17 +115,17 @@ class Host:
 
 
 class HostPool:
-    """``size`` hosts side by side; each grading takes whichever is free. They start in
+    """``slots`` hosts side by side; each grading takes whichever is free. They start in
     the calling thread, and each dies with the thread that started it: start a pool in a
     thread that outlives its gradings."""
 
-    def __init__(self, root: Path, size: int, isolation: str, call_timeout: float, env: dict[str, str] | None = None):
-        self.hosts = [Host(root / f"slot-{n}", isolation, call_timeout, env) for n in range(size)]
+    def __init__(self, root: Path, slots: int, isolation: str, call_timeout: float, env: dict[str, str] | None = None):
+        self.hosts = [Host(root / f"slot-{n}", isolation, call_timeout, env) for n in range(slots)]
         self._free: queue.Queue = queue.Queue()
         for host in self.hosts:
             self._free.put(host)
 
-    def grade(self, args: list[str], *, cwd: Path, log: Path, timeout: float) -> dict:
+    def grade(self, args: list[str], *, cwd: Path, log: Path, timeout: float) -> HostReply:
         host = self._free.get()
         try:
             return host.grade(args, cwd=cwd, log=log, timeout=timeout)

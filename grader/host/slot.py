@@ -15,16 +15,15 @@ import os
 import secrets
 import select
 import shutil
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.core.processes import children
+from grader import KIT_ROOT
+from grader.core.processes import children, kill, kill_group
 from grader.sandbox import isolation
 from grader.sandbox.cgroups import Cgroups, LearnerGroup
 
-REPO = Path(__file__).resolve().parents[2]
 READY_SECONDS = 120  # for a zygote still warming up, on a busy machine
 END_SECONDS = 20
 WORKER_LOG = "worker.log"
@@ -112,10 +111,7 @@ class Slot:
 
     def stop(self) -> None:
         if self.process is not None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_group(self.process.pid)
             self.process.wait()
             self.process = None
 
@@ -197,10 +193,7 @@ class Slot:
             learner.group.kill()
         if self.alive():
             for pid in children(self.zygote_pid):  # the learner's sandbox: its pid 1 dies with it
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                kill(pid)
             deadline = time.monotonic() + END_SECONDS
             while children(self.zygote_pid) and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -247,7 +240,7 @@ def scoring_view(users: isolation.Users, slot_root: Path) -> None:
     from grader.sandbox import confine
 
     confine.private_mounts()
-    confine.reach([*isolation.python_roots(), str(REPO), str(slot_root)], users.scoring, {users.group})
+    confine.reach([*isolation.python_roots(), str(KIT_ROOT), str(slot_root)], users.scoring, {users.group})
 
 
 def _works_as(users: isolation.Users, slot_root: Path) -> bool:

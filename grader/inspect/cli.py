@@ -19,9 +19,9 @@ from pathlib import Path
 from grader.core import summary
 from grader.core.results import Grade
 from grader.inspect import rubric
+from grader.sandbox.protocol import Exit
 from grader.inspect.source import OpenedStore, StoreProblem, open_store, without_password
 
-EXIT_OK, EXIT_INCOMPLETE, EXIT_UNREADABLE = 0, 1, 2
 
 
 def add_parser(commands) -> None:
@@ -45,7 +45,7 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.tracking_uri:
         print("inspect: give the store with --tracking-uri (an mlflow.db file or http://host:port)", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return Exit.REFUSED
     _quiet_mlflow()
     with tempfile.TemporaryDirectory(prefix="mlflow-kit-inspect-") as scratch:
         try:
@@ -79,7 +79,7 @@ def grade_one(store: OpenedStore, args: argparse.Namespace) -> int:
         print(f"Nothing to grade: {problem}")
         grade = checks.grade_of(None, str(problem), "failed", time.monotonic() - started)
         _write_json(args.grade_json, grade, {"tracking_uri": store.shown_as})
-        return EXIT_INCOMPLETE
+        return Exit.NOT_DONE
     except Exception as error:  # the store broke mid-way (a server error, a corrupt row)
         return _unreadable(args, f"reading {store.shown_as} failed: {type(error).__name__}: {error}")
     grade = checks.grade_of(findings, seconds=time.monotonic() - started)
@@ -89,7 +89,7 @@ def grade_one(store: OpenedStore, args: argparse.Namespace) -> int:
     for line in summary.render(grade, heading=lambda module: f"{module.title}", next_line=_next_line):
         print(line)
     _write_json(args.grade_json, grade, {"tracking_uri": store.shown_as, **described})
-    return EXIT_OK if grade.score == grade.max_score else EXIT_INCOMPLETE
+    return Exit.OK if grade.score == grade.max_score else Exit.NOT_DONE
 
 
 def _header(findings: checks.Findings) -> str:
@@ -113,7 +113,7 @@ def _unreadable(args: argparse.Namespace, problem: str) -> int:
 
     print(f"Cannot inspect: {problem}", file=sys.stderr)
     _write_json(args.grade_json, checks.grade_of(None, problem, "error"), {"tracking_uri": without_password(args.tracking_uri)})
-    return EXIT_UNREADABLE
+    return Exit.REFUSED
 
 
 def _write_json(path: str | None, grade: Grade, extra: dict) -> None:
@@ -136,7 +136,7 @@ def grade_class(store: OpenedStore, args: argparse.Namespace) -> int:
         return _unreadable(args, f"reading {store.shown_as} failed: {type(error).__name__}: {error}")
     if not names:
         print(f"No experiment or run carries the tag {args.learners_tag!r}: nobody to grade.")
-        return EXIT_INCOMPLETE
+        return Exit.NOT_DONE
     path = Path(args.gradebook)
     with open(path, "w", newline="") as handle:
         book = csv.DictWriter(handle, gradebook_columns())
@@ -147,7 +147,7 @@ def grade_class(store: OpenedStore, args: argparse.Namespace) -> int:
             handle.flush()  # an interrupted class loses nothing already graded
             print(f"  {learner:<24}{row['status']:<8}{row['score']:>3}/{row['max_score']}")
     print(f"Gradebook: {path} ({len(names)} learners)")
-    return EXIT_OK
+    return Exit.OK
 
 
 def grade_learner(store: OpenedStore, args: argparse.Namespace, learner: str) -> dict:

@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from grader import KIT_ROOT
 from grader.core import catalogue, options
-
-REPO = Path(__file__).resolve().parents[2]
+from grader.sandbox.protocol import Exit
 
 
 def add_parser(commands) -> None:
@@ -58,10 +58,10 @@ def exercise_named(name: str) -> catalogue.Exercise:
 
 
 def target_folder(args: argparse.Namespace) -> Path:
-    from grader.core.source import TargetError, resolve_target
+    from grader.core.submission import TargetError, resolve_target
 
     try:
-        return resolve_target(Path(args.target) if args.target else REPO / "exercises")
+        return resolve_target(Path(args.target) if args.target else KIT_ROOT / "exercises")
     except TargetError as error:
         raise SystemExit(f"--target: {error}") from None
 
@@ -82,7 +82,7 @@ def _hint(args: argparse.Namespace) -> int:
         print(f"A more specific hint: python -m grader hint {exercise.function} --more")
     else:
         print(f"This is the most specific hint; the docstring of `{exercise.function}` says the rest.")
-    return 0
+    return Exit.OK
 
 
 # ------------------------------------------------------------------ reset
@@ -99,18 +99,18 @@ def _reset(args: argparse.Namespace) -> int:
     if problem:
         print(f"{shown} does not parse ({problem['error']}, line {problem['line']}): fix that first, "
               f"then reset `{exercise.function}`.", file=sys.stderr)
-        return 1
+        return Exit.NOT_DONE
     stub, span = stub_of(exercise.module, exercise.function), definition_span(text, exercise.function)
     lines = text.splitlines(keepends=True)
     mine = "".join(lines[span[0] - 1:span[1]]) if span else ""
     if mine == stub:
         print(f"`{exercise.function}` in {shown} is already its stub: nothing to do.")
-        return 0
+        return Exit.OK
     what = (f"Replace your `{exercise.function}` in {shown} (lines {span[0]}–{span[1]}) with its stub?"
             if span else f"{shown} has no `{exercise.function}`: add its stub at the end?")
     if not args.yes and not _confirmed(what):
         print("Nothing changed.")
-        return 1
+        return Exit.NOT_DONE
     kept = _keep(exercise, mine) if mine else None
     if span:
         new = "".join(lines[:span[0] - 1]) + stub + "".join(lines[span[1]:])
@@ -118,7 +118,7 @@ def _reset(args: argparse.Namespace) -> int:
         new = text + ("" if text.endswith("\n") or not text else "\n") + "\n\n" + stub
     path.write_text(new, encoding="utf-8")
     print(f"`{exercise.function}` is a stub again in {shown}." + (f" Your code for it is kept in {kept}." if kept else ""))
-    return 0
+    return Exit.OK
 
 
 def _confirmed(question: str) -> bool:
@@ -153,7 +153,7 @@ def _progress(args: argparse.Namespace) -> int:
     rows = shutil.get_terminal_size((100, 60)).lines if sys.stdout.isatty() else None
     for line in summary.render_board(known.against(folder), Places(folder), command=grade_command(args), rows=rows):
         print(line)
-    return 0
+    return Exit.OK
 
 
 def _watch(args: argparse.Namespace) -> int:

@@ -34,14 +34,15 @@ import tty
 from pathlib import Path
 
 from grader.core import catalogue, summary
+from grader import KIT_ROOT
 from grader.core.board import Board
+from grader.core.options import grading_args, new_seed
 from grader.core.places import Places
-from grader.core.results import new_seed
 from grader.core.source import fingerprints, is_untouched_stub, read_module
 from grader.core.store import scratch_parent
 from grader.host.client import Host
+from grader.sandbox.protocol import Exit
 
-REPO = Path(__file__).resolve().parents[2]
 POLL_SECONDS = 0.05
 CLEAR = "\x1b[H\x1b[2J\x1b[3J"
 GRADING_TIMEOUT = 900.0  # seconds for one grading, as a notebook's check allows
@@ -58,7 +59,7 @@ def watch(folder: Path, args: argparse.Namespace) -> int:
         finally:
             session.close()
     print(f"Stopped watching. `python -m grader progress{session.target_option}` shows the board again.")
-    return 0
+    return Exit.OK
 
 
 class Watch:
@@ -143,18 +144,18 @@ class Watch:
     def _grade(self, wanted: list[catalogue.Exercise]) -> None:
         self.rounds += 1
         results, log = self.root / f"results-{self.rounds}.json", self.root / f"grading-{self.rounds}.log"
-        args = [f"{REPO / 'grader' / f'test_{e.module}.py'}::Test_{e.function}" for e in wanted] + [
-            "-p", "no:cacheprovider", "-q", "--target", str(self.folder), "--seed", str(self.seed),
-            "--grade-json", str(results), "--isolation", self.isolation, "--call-timeout", str(self.call_timeout)]
+        args = grading_args(self.folder, seed=self.seed, results=results, only=wanted, isolation=self.isolation,
+                           call_timeout=self.call_timeout)
         started = time.monotonic()
-        stats = self.host.grade(args, cwd=REPO, log=log, timeout=GRADING_TIMEOUT)
+        reply = self.host.grade(args, cwd=KIT_ROOT, log=log, timeout=GRADING_TIMEOUT)
         try:
             self.results = json.loads(results.read_text())
             self.status = f"checked {', '.join(e.function for e in wanted)} in {time.monotonic() - started:.1f} s"
         except (OSError, ValueError):
             tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
             self.results = None
-            self.status = "\n".join([f"the grader could not check (exit {stats.get('exit')}):", *tail])
+            why = reply.reason or f"exit {reply.exit}"
+            self.status = "\n".join([f"the grader could not check ({why}):", *tail])
         for used in (results, log):  # a long session makes many: keep none
             used.unlink(missing_ok=True)
         self.graded.set()

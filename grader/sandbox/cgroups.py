@@ -15,11 +15,12 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import signal
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from grader.core.processes import kill
 
 PREFIX = "mlflow-kit-"
 V1_CONTROLLERS = ("memory", "pids", "freezer")
@@ -99,10 +100,7 @@ class LearnerGroup:
         _write(switch, frozen)
         _wait_until(lambda: settled in _read(state))
         for pid in _members(self.folders.get("freezer") or next(iter(self.folders.values()))):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill(pid)
         _write(switch, thawed)  # the killed processes end once they run again
 
     def remove(self) -> None:

@@ -8,6 +8,7 @@ when it dies, so one crash costs one call, never the session.
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import json
 import os
@@ -28,7 +29,8 @@ from grader.core import files
 from grader.core.processes import kill_group
 from grader.sandbox.cgroups import oom_kills
 from grader.sandbox.protocol import (
-    MAX_RESULT_BYTES, OUTPUT_FILE, REQUEST_FILE, RESULT_FILE, WORKER_DIED, CallResult, Status,
+    ARRAY_FILE, MAX_ARRAY_FILE_BYTES, MAX_RESULT_BYTES, OUTPUT_FILE, REQUEST_FILE, RESULT_FILE, WORKER_DIED, CallResult,
+    Status,
 )
 
 WORKER = Path(__file__).resolve().with_name("worker.py")
@@ -92,7 +94,8 @@ class Sandbox:
         self._pending: dict[int, _Pending] = {}  # call id -> the call
         self._process: subprocess.Popen | None = None
         self.max_rss_kb = 0  # the largest peak resident memory of any call so far
-        self._groups: dict[int, tuple[int, subprocess.Popen]] = {}  # call id -> (process group, worker)
+        self._groups: dict[int, tuple[int, subprocess.Popen]] = {}  # call id -> (process group, worker), running or kept
+        self._releasing: dict[int, Future] = {}  # kept call id -> resolved once the worker ended what it left
         self._traffic = Traffic()
         # Where the kernel counts out-of-memory kills of the learner's code (a grading host's cgroup).
         self.memory_events: Path | None = lent.memory_events if lent is not None else None
@@ -125,16 +128,26 @@ class Sandbox:
                     with self._lock:
                         self._groups[message["started"]] = (message["pid"], process)
                 continue
+            if "released" in message:
+                with self._lock:
+                    self._groups.pop(message["released"], None)
+                    released = self._releasing.pop(message["released"], None)
+                if released is not None:
+                    released.set_result(True)
+                continue
             if "id" not in message:
                 continue  # the ready banner
             with self._lock:
                 call = self._pending.pop(message["id"], None)
-                self._groups.pop(message["id"], None)
+                if not (call is not None and call.keep and message["exit"] == 0):
+                    self._groups.pop(message["id"], None)  # a kept call's group lives on, until released
             if call is not None:
                 self.max_rss_kb = max(self.max_rss_kb, message.get("max_rss_kb") or 0)
                 out_of_memory = message["signal"] == signal.SIGKILL and self._oom_kills() > call.oom_kills
-                call.future.set_result(_read_result(self.scratch, call.call_dir, message, self._memory_note(out_of_memory),
-                                                    self.limits.get("fsize")))
+                result = _read_result(self.scratch, call.call_dir, message, self._memory_note(out_of_memory),
+                                      self.limits.get("fsize"))
+                result.call_id = message["id"]
+                call.future.set_result(result)
         # This worker is gone: every call still waiting on it crashed with it, and must not
         # outlive it. (A new worker may already be serving other calls: leave those be.)
         process.gone = True  # its exit may not be reaped yet: never send it another call
@@ -144,6 +157,11 @@ class Sandbox:
             orphans = [self._pending.pop(call_id) for call_id in orphans]
         for call in orphans:
             call.future.set_result(CallResult(Status.CRASHED, call.call_dir, error=WORKER_DIED))
+        with self._lock:  # what it kept went with it
+            waiting = list(self._releasing.values()) if process is self._process else []
+        for released in waiting:
+            if not released.done():
+                released.set_result(True)
 
     def _kill_running_calls(self, process: subprocess.Popen | None = None) -> None:
         """End the process groups of calls still running (on one worker, or on any)."""
@@ -165,6 +183,7 @@ class Sandbox:
     def submit(self, request: dict, timeout: float) -> Future:
         """Send one request; the future resolves to its CallResult."""
         call_id = next(self._ids)
+        keep = request.get("keep") is True
         call_dir = files.make_shared_folder(self.scratch / f"call-{call_id}")
         # cloudpickle: a sandbox step travels by value (protocol.sandbox_step)
         files.write_new(self.scratch, call_dir / REQUEST_FILE, cloudpickle.dumps(request))
@@ -172,8 +191,8 @@ class Sandbox:
         kills_before = self._oom_kills()
         with self._lock:
             process = self._ensure_worker()
-            self._pending[call_id] = _Pending(future, call_dir, process, kills_before)
-            line = json.dumps({"id": call_id, "dir": str(call_dir), "timeout": timeout}) + "\n"
+            self._pending[call_id] = _Pending(future, call_dir, process, kills_before, keep)
+            line = json.dumps({"id": call_id, "dir": str(call_dir), "timeout": timeout, "keep": keep}) + "\n"
             for attempt in range(2):  # a worker that died a moment ago is replaced once
                 try:
                     if getattr(process, "gone", False):
@@ -213,6 +232,27 @@ class Sandbox:
             self._restart()
             return CallResult(Status.TIMEOUT, Path(), error="the grading worker stopped answering")
 
+    def release(self, call_id: int, timeout: float = 30.0) -> None:
+        """End everything a kept call (``keep=True``) left running, and wait until it is gone."""
+        released: Future = Future()
+        with self._lock:
+            process = self._process
+            self._releasing[call_id] = released
+            group = self._groups.pop(call_id, None)
+        if group is not None:  # where the grader can see its pids, it ends it itself too
+            kill_group(group[0])
+        try:
+            if process is None or getattr(process, "gone", False):
+                return  # the worker went, and what it kept with it
+            process.stdin.write((json.dumps({"release": call_id}) + "\n").encode())
+            process.stdin.flush()
+            released.result(timeout=timeout)
+        except (OSError, TimeoutError):
+            pass  # a worker that cannot answer is ended with all it kept when the sandbox closes
+        finally:
+            with self._lock:
+                self._releasing.pop(call_id, None)
+
     def _restart(self) -> None:
         with self._lock:
             if self._process is not None and self._process.poll() is None:
@@ -241,6 +281,7 @@ class _Pending:
     call_dir: Path
     process: "subprocess.Popen | LentWorker"  # the worker it was sent to
     oom_kills: int  # the learner's out-of-memory kills before it started
+    keep: bool = False  # what it starts outlives it, until released (protocol.step_request)
 
 
 def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Path | None,
@@ -331,14 +372,12 @@ class LentWorker:
         return -1 if self.gone else None
 
 
-# Set in a batch slot's forked grading, before pytest starts: the slot's warm worker.
-LENT_WORKER: LentWorker | None = None
-
 
 def _read_result(root: Path, call_dir: Path, reply: dict, memory_note: str | None = None,
                  file_limit: int | None = None) -> CallResult:
     output = _tail(root, call_dir / OUTPUT_FILE)
-    common = dict(root=root, seconds=reply["seconds"], max_rss_kb=reply["max_rss_kb"], output=output)
+    common = dict(root=root, seconds=reply["seconds"], max_rss_kb=reply["max_rss_kb"], output=output,
+                  load_array=functools.cache(functools.partial(_load_array, root, call_dir)))
     if reply["timed_out"]:
         return CallResult(Status.TIMEOUT, call_dir, **common)
     if reply["exit"] != 0:
@@ -362,6 +401,14 @@ def _read_result(root: Path, call_dir: Path, reply: dict, memory_note: str | Non
         return CallResult(Status.CRASHED, call_dir, error=_describe_exit(reply, root, call_dir, file_limit), **common)
     except (ValueError, KeyError, TypeError):
         return CallResult(Status.CRASHED, call_dir, error="the call left an unreadable result", **common)
+
+
+def _load_array(root: Path, call_dir: Path):
+    """The .npy a call left, read without pickle and without following a link."""
+    import numpy as np
+
+    with files.open_regular(root, call_dir / ARRAY_FILE, MAX_ARRAY_FILE_BYTES) as handle:
+        return np.load(handle, allow_pickle=False)
 
 
 def _describe_exit(reply: dict, root: Path, call_dir: Path, file_limit: int | None) -> str:

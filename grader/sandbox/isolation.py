@@ -7,11 +7,11 @@ Three levels, chosen with ``pytest grader --isolation``:
 - ``limits``  rlimits on each learner call (memory, CPU, file size, processes). What a
               machine without bubblewrap gets; it does not hide files or the network.
 - ``bwrap``   the worker runs in a bubblewrap sandbox as well: a filesystem holding only
-              the Python installation, the worker script and the session's scratch folder
+              the Python installation, the worker's scripts and the session's scratch folder
               (the only writable place), no network, a private pid namespace that dies
               with the grader, and the limits above.
 
-A grading host (batch slots) fences each learner in further (grader/host/server.py): a
+A grading host (batch slots) fences each learner in further (grader/host/slot.py): a
 fresh sandbox per learner (confine.py), a cgroup per learner (cgroups.py) and, when the
 host runs as root, users of their own for the scoring process and for learner code. What
 a learner got is recorded as ``facts`` in its results.json.

@@ -20,6 +20,9 @@ One call, in order:
 5. The grader reads those files, never following a link and never unpickling, into a
    ``CallResult``.
 
+A step asked to keep (``"keep": true`` on its line) leaves what it started running once
+it returns; ``{"release": 7}`` ends that, and the worker says ``{"released": 7}``.
+
 The worker's other lines: ``{"ready": true, "pid"}`` once it serves (a zygote adds
 ``"zygote": true``); a zygote, asked ``{"learner": {...}}``, forks that learner's worker,
 whose banner carries ``"learner": <token>``, and says ``{"ended": <token>, "status"}`` once
@@ -62,7 +65,7 @@ class Exit(IntEnum):
     codes 0 and 1), and the processes the sandbox and the host fork."""
 
     OK = 0
-    NOT_ALL_PASSED = 1  # it ran to its end and something did not pass (a check, an item, a learner)
+    NOT_DONE = 1  # it ran, and not all is done: a check failed, a learner was not graded, nothing was overwritten
     REFUSED = 2  # a command refused what it was given (a folder, a store, a gradebook), and said why
     INTERNAL_ERROR = 70  # the process itself failed (sysexits' EX_SOFTWARE), and printed why
 
@@ -72,7 +75,7 @@ class Exit(IntEnum):
         return 128 + signum
 
 
-GRADED = (Exit.OK, Exit.NOT_ALL_PASSED)  # a scoring process that ran every check it was given
+GRADED = (Exit.OK, Exit.NOT_DONE)  # a scoring process that ran every check it was given
 
 
 # ------------------------------------------------------------------ requests
@@ -87,11 +90,13 @@ def call_request(module: str, function: str, args: tuple, kwargs: dict, *, env: 
 
 
 def step_request(step: Callable, args: tuple, kwargs: dict, *, env: dict, cwd: str, src: str,
-                 returns: str = "value") -> dict:
+                 returns: str = "value", keep: bool = False) -> dict:
     """Run a sandbox step, ``step(*args, **kwargs)``: grader code that must run where
-    learner code does (see ``sandbox_step``)."""
+    learner code does (see ``sandbox_step``). ``keep``: what the step starts (a server)
+    keeps running once it returns, for later calls in the same sandbox (which share its
+    loopback), until the grader releases it (the worker ends it at the latest when it ends)."""
     return {"kind": "step", "step": step, "args": args, "kwargs": kwargs,
-            "env": env, "cwd": cwd, "src": src, "then": None, "returns": returns}
+            "env": env, "cwd": cwd, "src": src, "then": None, "returns": returns, "keep": keep}
 
 
 def sandbox_step(function: Callable) -> Callable:
@@ -126,18 +131,14 @@ class CallResult:
     output: str = ""
     at_import: bool = False  # it failed while importing the learner's module
     warnings: list = field(default_factory=list)  # deprecations MLflow reported during the call
-    _array: Any = field(default=None, repr=False)
+    call_id: int | None = None  # the worker's id of the call (a kept call is released by it)
+    load_array: Callable[[], Any] | None = field(default=None, repr=False)  # set by whoever read the call
 
     def array(self):
         """The array the call returned (``returns="array"``), as a NumPy array."""
-        if self._array is None:
-            import numpy as np
-
-            from grader.core import files  # on the grader's side only: the worker never reads results
-
-            with files.open_regular(self.root or self.call_dir, self.call_dir / ARRAY_FILE, MAX_ARRAY_FILE_BYTES) as handle:
-                self._array = np.load(handle, allow_pickle=False)
-        return self._array
+        if self.load_array is None:
+            raise ValueError(f"the call left no array ({self.status})")
+        return self.load_array()
 
 
 MAX_RESULT_BYTES = 1024 * 1024
@@ -152,5 +153,7 @@ class Runner(Protocol):
     max_rss_kb: int  # the largest peak memory of any call so far
 
     def run(self, request: dict, timeout: float, before_retry: Callable[[], None] | None = None) -> CallResult: ...
+
+    def release(self, call_id: int) -> None: ...  # end what a kept call left running
 
     def close(self) -> None: ...

@@ -314,7 +314,11 @@ def sweep_strays(running_calls: set[int]) -> None:
 
 # ------------------------------------------------------------------ the fork server
 class Worker:
-    """Serves calls: a child forked per request, several at once, each ended by its deadline."""
+    """Serves calls: a child forked per request, several at once, each ended by its deadline.
+
+    A call asked to ``keep`` leaves what it started running once it returns (a server a
+    sandbox step started, for later calls to use): its session is spared, by the call's
+    end and by the sweep, until the grader asks to ``release`` it or the worker ends."""
 
     def __init__(self, protocol_out: int, default_limits: dict, *, sweep: bool = SWEEP_STRAYS,
                  user: tuple[int, int] | None = None, banner: dict | None = None):
@@ -325,6 +329,7 @@ class Worker:
         self.user = user
         self.banner = banner or {}
         self.running: dict[int, dict] = {}  # pidfd -> call
+        self.kept: dict[int, int] = {}  # call id -> the session (and process group) it left running
 
     def reply(self, message: dict) -> None:
         os.write(self.out, (json.dumps(message) + "\n").encode())
@@ -339,17 +344,23 @@ class Worker:
             "pid": pid,
             "started": time.monotonic(),
             "deadline": time.monotonic() + float(request.get("timeout", 60)),
+            "keep": request.get("keep") is True,
         }
         # The grader learns the call's process group, to end it even if this server dies.
         self.reply({"started": request["id"], "pid": pid})
 
     def finish(self, pidfd: int, timed_out: bool = False) -> None:
         call = self.running.pop(pidfd)
-        _kill(call["pid"], group=True)  # whatever the call started dies with it
+        keep = call["keep"] and not timed_out
+        if not keep:
+            _kill(call["pid"], group=True)  # whatever the call started dies with it
         _, status, usage = os.wait4(call["pid"], 0)
         os.close(pidfd)
-        if self.sweep:
-            sweep_strays({c["pid"] for c in self.running.values()})
+        if keep and os.WIFEXITED(status) and os.WEXITSTATUS(status) == Exit.OK:
+            self.kept[call["id"]] = call["pid"]
+        elif keep:
+            _kill(call["pid"], group=True)  # a kept call that failed keeps nothing
+        self._sweep()
         self.reply({
             "id": call["id"],
             "exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
@@ -358,6 +369,19 @@ class Worker:
             "seconds": round(time.monotonic() - call["started"], 3),
             "max_rss_kb": usage.ru_maxrss,
         })
+
+    def _sweep(self) -> None:
+        if self.sweep:
+            sweep_strays({c["pid"] for c in self.running.values()} | set(self.kept.values()))
+
+    def release(self, call_id: int, say: bool = True) -> None:
+        """End what a kept call left running."""
+        session = self.kept.pop(call_id, None)
+        if session is not None:
+            _kill(session, group=True)
+            self._sweep()
+        if say:
+            self.reply({"released": call_id})
 
     def serve(self, requests) -> None:
         self.reply({"ready": True, "pid": os.getpid(), **self.banner})
@@ -378,12 +402,15 @@ class Worker:
                     while b"\n" in buffer:
                         line, buffer = buffer.split(b"\n", 1)
                         if line.strip():
-                            self.start(json.loads(line))
+                            request = json.loads(line)
+                            self.release(request["release"]) if "release" in request else self.start(request)
                 else:
                     self.finish(fd)
             now = time.monotonic()
             for pidfd in [fd for fd, c in self.running.items() if c["deadline"] <= now]:
                 self.finish(pidfd, timed_out=True)
+        for call_id in list(self.kept):  # the grader is gone: nothing it kept outlives the worker
+            self.release(call_id, say=False)
 
 
 # ------------------------------------------------------------------ the zygote

@@ -1,13 +1,14 @@
 """A warm grading host that grades learner after learner (a batch slot, a notebook kernel).
 
-``python -I server.py ROOT ISOLATION CALL_TIMEOUT`` imports pytest, the grader, MLflow
+``python -I main.py ROOT ISOLATION CALL_TIMEOUT`` imports pytest, the grader, MLflow
 and scikit-learn once, and starts one warm worker, a zygote (grader/host/slot.py). Each
 request (a JSON line on stdin) grades one learner:
 
 1. the slot makes the learner's folders and cgroup, and the zygote forks the learner's
    own worker into them, in a fresh sandbox (grader/sandbox/confine.py);
 2. the host forks the scoring process, ``pytest grader --target ...``, and lends it that
-   worker. When the host is root, the scoring process then runs as a user of its own:
+   worker (a plugin passed to ``pytest.main``, grader/plugin.py's ``LendWorker``). When
+   the host is root, the scoring process then runs as a user of its own:
    the host hands it a copy of the submission and its results.json (open, by descriptor)
    first, since the instructor's folders are out of that user's reach;
 3. when it ends, the learner's sandbox is ended at once (its cgroup, or its pid 1), and
@@ -18,8 +19,7 @@ So every learner gets a fresh scoring process and a fresh sandbox for the price 
 forks, and nothing of one grading survives into the next. The host samples memory
 meanwhile, for the instructor's figures.
 
-Reply, one JSON line: {"exit", "timed_out", "seconds", "peak_rss_kb", "peak_pss_kb", "sandbox"}
-("sandbox": how the learner was fenced in, grader/sandbox/isolation.py's facts).
+Reply: one JSON line per request, a ``HostReply`` (grader/host/client.py).
 """
 from __future__ import annotations
 
@@ -35,11 +35,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))  # run as a script: the grader package lives here
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the grader package lives there
 
-from grader.core.processes import descendants  # noqa: E402
+from grader import KIT_ROOT  # noqa: E402
+from grader.core import catalogue  # noqa: E402
+from grader.core.processes import descendants, kill, kill_group  # noqa: E402
+from grader.host.client import HostReply  # noqa: E402
 from grader.host.slot import Learner, Slot, SlotError, become, scoring_view  # noqa: E402
+from grader.sandbox.protocol import Exit  # noqa: E402
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -82,10 +85,7 @@ def kill_all_below(me: int, spare: int | None = None) -> None:
         if not below:
             break
         for pid in below:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill(pid)
         time.sleep(0.02)
         _reap_zombies(spare)
     _reap_zombies(spare)
@@ -104,7 +104,7 @@ def _reap_zombies(spare: int | None) -> None:
 # ------------------------------------------------------------------ one learner
 def _grading_child(request: dict, slot: Slot, learner: Learner) -> None:
     """Runs in the forked child: the scoring process of one learner. Never returns."""
-    code = 70
+    code = Exit.INTERNAL_ERROR
     try:
         os.setsid()
         die_with_parent()
@@ -124,13 +124,14 @@ def _grading_child(request: dict, slot: Slot, learner: Learner) -> None:
             os.umask(0o007)  # what it makes, its group (learner code) may use; no one else
             os.environ["HOME"] = str(learner.private)
         import pytest
-        from grader.sandbox import client
 
-        client.LENT_WORKER = slot.lend(learner)
+        from grader.plugin import LendWorker
+
         tempfile.tempdir = str(learner.private)  # the grader's own folder, out of learner code's sight
         # The checks were imported before pytest could rewrite their asserts; their messages
         # say everything already, so pytest need not warn about it.
-        code = int(pytest.main(["-W", "ignore::pytest.PytestAssertRewriteWarning", *args]))
+        code = int(pytest.main(["-W", "ignore::pytest.PytestAssertRewriteWarning", *args],
+                               plugins=[LendWorker(slot.lend(learner))]))
     except BaseException:  # noqa: BLE001 - report, then leave
         import traceback
 
@@ -145,7 +146,7 @@ def _hand_over(args: list[str], learner: Learner, users) -> list[str]:
     """The arguments for a scoring process that will run as ``users.scoring``: it gets a
     copy of the submission in its own folder, and writes results.json through a
     descriptor opened here (the instructor's folders stay closed to it)."""
-    from grader.core.source import TargetError, copy_sources, resolve_target
+    from grader.core.submission import TargetError, copy_sources, resolve_target
 
     handed = list(args)
     for index, (option, value) in enumerate(zip(args, args[1:])):
@@ -172,7 +173,7 @@ def _wait(pid: int, timeout: float, slot: Slot) -> tuple[int | None, bool, int, 
             peak_pss = max(peak_pss, proportional_kb(watched))
             if time.monotonic() > deadline:
                 timed_out = True
-                os.killpg(pid, signal.SIGKILL)
+                kill_group(pid)
                 break
     finally:
         os.close(pidfd)
@@ -181,14 +182,13 @@ def _wait(pid: int, timeout: float, slot: Slot) -> tuple[int | None, bool, int, 
     return code, timed_out, usage.ru_maxrss, peak_pss
 
 
-def grade(request: dict, slot: Slot) -> dict:
+def grade(request: dict, slot: Slot) -> HostReply:
     started = time.monotonic()
     try:
         learner = slot.open_learner()
     except SlotError as error:
         _note_in_log(request["log"], str(error))
-        return {"exit": None, "timed_out": False, "seconds": round(time.monotonic() - started, 2),
-                "peak_rss_kb": 0, "peak_pss_kb": 0, "sandbox": slot.facts}
+        return HostReply(None, seconds=round(time.monotonic() - started, 2), sandbox=slot.facts, reason=str(error))
     pid = os.fork()
     if pid == 0:
         _grading_child(request, slot, learner)
@@ -196,8 +196,16 @@ def grade(request: dict, slot: Slot) -> dict:
     slot.close_learner(learner)
     kill_all_below(os.getpid(), spare=slot.process.pid if slot.alive() else None)
     slot.empty()
-    return {"exit": code, "timed_out": timed_out, "seconds": round(time.monotonic() - started, 2),
-            "peak_rss_kb": peak_rss, "peak_pss_kb": peak_pss, "sandbox": slot.facts_for(learner)}
+    return HostReply(code, timed_out, round(time.monotonic() - started, 2), peak_rss, peak_pss, slot.facts_for(learner),
+                     reason=_why_not_graded(code, timed_out))
+
+
+def _why_not_graded(code: int | None, timed_out: bool) -> str | None:
+    if timed_out:
+        return "the grading ran past its time limit and was stopped"
+    if code is None:
+        return "the scoring process was killed (out of memory, or by a signal)"
+    return None
 
 
 def _note_in_log(path: str, text: str) -> None:
@@ -219,7 +227,7 @@ def preload(template: Path) -> None:
     from grader.core.store import warm_up_client
     from grader.sandbox import mlflow_patches, speedups
 
-    for checks in sorted((REPO / "grader").glob("test_*.py")):
+    for checks in sorted((KIT_ROOT / "grader").glob(f"{catalogue.CHECKS_PREFIX}*.py")):
         importlib.import_module(f"grader.{checks.stem}")
     mlflow_patches.speed_up_sqlite_stores()
     warm_up_client(template)
@@ -240,11 +248,11 @@ def main(argv: list[str]) -> int:
         for line in sys.stdin:
             if line.strip():
                 reply = grade(json.loads(line), slot)
-                os.write(replies, (json.dumps(reply) + "\n").encode())
+                os.write(replies, (reply.to_json() + "\n").encode())
     finally:
         slot.stop()
         kill_all_below(os.getpid())
-    return 0
+    return Exit.OK
 
 
 if __name__ == "__main__":
