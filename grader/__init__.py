@@ -1,18 +1,20 @@
 """The grader of the MLflow exercise kit.
 
-How it fits together (each folder does one thing):
+ARCHITECTURE.md maps its folders, its processes and threads, and what may touch learner
+code; AUTHORING.md says how to add an exercise. In short:
 
 - ``catalogue.toml``      the exercises, their checks, points and hints: the one source of truth.
-- ``test_ex0*.py``        the checks, one class per curriculum function, one test per check.
-- ``core/``               what the checks stand on: the catalogue loader, seeded inputs,
-                          fresh MLflow stores, outcome types and the results format.
-- ``sandbox/``            learner code runs here, in a process apart from the checks:
-                          ``worker.py`` runs inside it, ``client.py`` drives it.
-- ``plugin.py``           the pytest plugin: options, fixtures, the learner's summary and
-                          ``--grade-json``.
-- ``authoring/``          tools for the course author: the stub generator, and the lesson notebook
-                          and nbgrader course builder (``notebooks.py``).
+- ``test_ex0*.py``        the checks, one class per curriculum function, one test per check,
+                          with the sandbox steps they use.
+- ``plugin.py``           the pytest plugin: a grading's state, the learner's summary, ``--grade-json``.
+- ``core/``               what the checks stand on: the catalogue, the grading session, stores,
+                          seeded inputs, outcomes, results, and reading submissions.
+- ``sandbox/``            the wall learner code runs behind: ``protocol.py`` (what crosses it),
+                          ``worker.py`` and its siblings inside, ``client.py`` outside.
+- ``host/``               warm grading hosts (batch slots, notebook kernels, watch).
+- ``batch/``, ``learner/``, ``inspect/``, ``authoring/``: the commands of ``python -m grader``.
 - ``notebook.py``         ``check(module, function)``: a notebook cell grading one exercise.
-- ``inspect/``            ``python -m grader inspect``: the open practice graded in a learner's
-                          own store or on a class server, read-only, running no learner code.
 """
+from pathlib import Path
+
+KIT_ROOT = Path(__file__).resolve().parent.parent  # the kit's folder: grader/, solutions/, exercises/...

@@ -1,5 +1,9 @@
 """Module 1 — experiment tracking. Each class is one function of exercises/ex01_tracking.py;
-each test is one check, worth the points catalogue.toml gives it."""
+each test is one check, worth the points catalogue.toml gives it.
+
+A class's ``scenario`` runs on a background thread, ahead of its tests and beside
+other classes' (AUTHORING.md); its tests read what it returned.
+"""
 from __future__ import annotations
 
 import json

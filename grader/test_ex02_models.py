@@ -3,6 +3,8 @@ exercises/ex02_models.py; each test is one check, worth the points catalogue.tom
 
 Learner-made models are only ever loaded inside the sandbox (loading a model runs code);
 predictions cross back as numpy arrays and are compared here with the grader's own model.
+A class's ``scenario`` runs on a background thread, ahead of its tests and beside
+other classes' (AUTHORING.md); its tests read what it returned.
 """
 from __future__ import annotations
 

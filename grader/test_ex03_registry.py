@@ -3,6 +3,8 @@ each test is one check, worth the points catalogue.toml gives it.
 
 The grader registers whatever state a check starts from itself (runs with models,
 versions, aliases), so each function is graded on its own.
+A class's ``scenario`` runs on a background thread, ahead of its tests and beside
+other classes' (AUTHORING.md); its tests read what it returned.
 """
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Module 4 — the practice task, checked from what it left in the store."""
+"""Module 4 — the practice task, checked from what it left in the store.
+
+A class's ``scenario`` runs on a background thread, ahead of its tests and beside
+other classes' (AUTHORING.md); its tests read what it returned.
+"""
 from __future__ import annotations
 
 import numpy as np
