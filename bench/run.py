@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FLOOR = [sys.executable, "-c", "import mlflow.sklearn, sklearn.ensemble, sklearn.linear_model"]
-TARGETS = {"self_check": 3.0, "batch_1_per_submission": 2.5, "speedup_2_workers": 1.8, "max_rss_mb": 500}
+TARGETS = {"self_check": 3.0, "batch_1_per_submission": 2.5, "speedup_2_slots": 1.8, "max_rss_mb": 500}
 
 
 BUSY: dict[str, list[float]] = {}  # per command: cores the machine kept busy while it ran
@@ -58,11 +58,11 @@ def batch_available() -> bool:
                           capture_output=True).returncode == 0
 
 
-def batch(submissions: Path, out: Path, workers: int) -> float:
+def batch(submissions: Path, out: Path, slots: int) -> float:
     shutil.rmtree(out, ignore_errors=True)
     return timed([sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out),
-                  "--workers", str(workers), "--seed", "1"],
-                 "batch_1_worker" if workers == 1 else f"batch_{workers}_workers")
+                  "--workers", str(slots), "--seed", "1"],
+                 "batch_1_slot" if slots == 1 else f"batch_{slots}_slots")
 
 
 def batch_memory(out: Path) -> dict:
@@ -96,13 +96,13 @@ def main() -> int:
     runs: dict[str, list[float]] = {"floor": [], "self_check": []}
     with_batch = batch_available()
     if with_batch:
-        runs.update({"batch_1_worker": [], "batch_2_workers": []})
+        runs.update({"batch_1_slot": [], "batch_2_slots": []})
     for round_ in range(args.repeat):  # alternate the commands within every round
         runs["floor"].append(timed(FLOOR, "floor"))
         runs["self_check"].append(self_check(scratch / f"self-check-{round_}.json"))
         if with_batch:
-            runs["batch_1_worker"].append(batch(submissions, scratch / "out-1", 1))
-            runs["batch_2_workers"].append(batch(submissions, scratch / "out-2", 2))
+            runs["batch_1_slot"].append(batch(submissions, scratch / "out-1", 1))
+            runs["batch_2_slots"].append(batch(submissions, scratch / "out-2", 2))
     floor = statistics.median(runs["floor"])
     results = json.loads((scratch / "self-check-0.json").read_text())
     figures = {
@@ -115,9 +115,9 @@ def main() -> int:
     }
     if with_batch:
         figures["batch_resources"] = batch_memory(scratch / "out-1")
-        per_submission = statistics.median(runs["batch_1_worker"]) / args.batch_copies
+        per_submission = statistics.median(runs["batch_1_slot"]) / args.batch_copies
         figures["ratios"]["batch_1_per_submission"] = per_submission / floor
-        figures["ratios"]["speedup_2_workers"] = statistics.median(runs["batch_1_worker"]) / statistics.median(runs["batch_2_workers"])
+        figures["ratios"]["speedup_2_slots"] = statistics.median(runs["batch_1_slot"]) / statistics.median(runs["batch_2_slots"])
     print_table(runs, figures, args.batch_copies, with_batch)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
@@ -131,10 +131,10 @@ def print_table(runs, figures, copies, with_batch) -> None:
     ratio = figures["ratios"]["self_check"]
     print(f"{'self-check, 19 functions':<34}{spread(runs['self_check'])}  {ratio:5.2f}x  <= {TARGETS['self_check']}x")
     if with_batch:
-        print(f"{f'batch, {copies} copies, 1 worker':<34}{spread(runs['batch_1_worker'])}  "
+        print(f"{f'batch, {copies} copies, 1 slot':<34}{spread(runs['batch_1_slot'])}  "
               f"{figures['ratios']['batch_1_per_submission']:5.2f}x  <= {TARGETS['batch_1_per_submission']}x per submission")
-        print(f"{f'batch, {copies} copies, 2 workers':<34}{spread(runs['batch_2_workers'])}  "
-              f"{figures['ratios']['speedup_2_workers']:5.2f}x  >= {TARGETS['speedup_2_workers']}x faster than 1 worker")
+        print(f"{f'batch, {copies} copies, 2 slots':<34}{spread(runs['batch_2_slots'])}  "
+              f"{figures['ratios']['speedup_2_slots']:5.2f}x  >= {TARGETS['speedup_2_slots']}x faster than 1 slot")
     else:
         print("batch: `python -m grader batch` is not available in this checkout")
     resources = figures["resources"]
@@ -148,7 +148,7 @@ def print_table(runs, figures, copies, with_batch) -> None:
     if cores:
         print(f"\ncores busy while each ran (of {os.cpu_count()}): " + ", ".join(f"{name} {c:.2f}" for name, c in cores.items()))
         print("(one grading already runs its checks and calls side by side: once it fills the cores, "
-              "a second worker has none left to use)")
+              "a second slot has none left to use)")
     print("\nwhere the time goes (seconds, first self-check run):")
     print(f"  {'function':<42}{'learner call':>13}{'store prep':>12}{'checks':>9}")
     for key, parts in figures["timing_per_function"].items():
