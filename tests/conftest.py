@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.core.processes import descendants
 from grader.host.client import HostPool
 from grader.sandbox.client import DEFAULT_CALL_TIMEOUT
 
@@ -72,6 +73,19 @@ def grade_many(jobs: list[tuple], tmp: Path, workers: int = 1) -> list[Graded]:
     with HostPool(tmp, min(workers, len(jobs)), "none", DEFAULT_CALL_TIMEOUT) as hosts, \
             ThreadPoolExecutor(len(hosts.hosts)) as pool:
         return list(pool.map(lambda job: run(hosts, job), enumerate(jobs)))
+
+
+def scoring_processes(root: int) -> list[int]:
+    """The scoring processes grading a learner below process ``root`` now: a grading host
+    forks one per learner, working in the learner's private copy (learner-*)."""
+    found = []
+    for pid in descendants(root):
+        try:
+            if Path(os.readlink(f"/proc/{pid}/cwd")).name.startswith("learner-"):
+                found.append(pid)
+        except OSError:
+            pass
+    return found
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

@@ -1,10 +1,13 @@
-"""Finding the learners in a submissions folder, and unpacking each into a private copy.
+"""Finding the learners in a submissions folder, packing each into bytes, and unpacking
+those bytes into a private copy where it is graded (this machine, or a Dask worker).
 
 Every entry of the folder is one learner, named by the entry without its extension. What
 cannot be graded still becomes a learner, with the reason, so it gets a row of its own.
+The limits (MAX_*) hold for every kind of submission, wherever it is graded.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -15,6 +18,7 @@ import sys
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -22,9 +26,11 @@ from grader.batch.outputs import name_problem
 from grader.core.source import TargetError, resolve_target
 
 REPO = Path(__file__).resolve().parents[2]
-# An archive or a notebook may hold at most this much, so a bomb cannot fill the disk.
+# A submission (a folder, an archive, a notebook) may hold at most this much, so a bomb
+# cannot fill the disk or the memory.
 MAX_UNPACKED_BYTES = 50 * 1024**2
 MAX_ARCHIVE_MEMBERS = 2000
+MAX_FOLDER_DEPTH = 20
 # Code in a notebook's cells (outputs, such as plots, do not count). The lesson's is about
 # 40 kB; reading code costs time that grows faster than its size (4 MB took minutes).
 MAX_NOTEBOOK_CODE_BYTES = 1024**2
@@ -86,44 +92,119 @@ def _first_problem(entry: Path) -> str | None:
     return f"a stray file ({entry.name}): a submission is a folder, a .zip or a notebook"
 
 
-def unpack(submission: Submission, destination: Path, time_limit: float = 900.0,
-           stop: threading.Event | None = None) -> Unpacked:
-    """A private copy of the submission's modules in ``destination``. A notebook is read
-    in a process of its own within ``time_limit`` (ended early when ``stop`` is set).
-    Raises SubmissionError when there is nothing to grade."""
-    started, entry = time.monotonic(), submission.path
+@dataclass(frozen=True)
+class Packed:
+    """A submission as it travels to whatever grades it (a thread of this batch, a Dask
+    worker on another machine): its bytes and what they are, nothing that names a file here."""
+
+    learner: str
+    name: str  # the entry's name in the submissions folder (a notebook's is in the feedback)
+    kind: str = ""  # folder (a zip the batch made of it) | zip | notebook
+    data: bytes = b""
+    problem: str | None = None  # why it cannot be graded at all
+
+
+def pack(submission: Submission) -> Packed:
+    """The submission's bytes: a folder's regular files zipped by the rules of a private
+    copy, a .zip or a notebook as it is, at most MAX_UNPACKED_BYTES each."""
+    entry, learner = submission.path, submission.learner
     if submission.problem:
-        raise SubmissionError(submission.problem)
-    if entry.is_dir():
-        _copy_folder(entry, destination)
-    elif entry.suffix.lower() == ".zip":
-        _extract_zip(entry, destination)
-    elif entry.suffix.lower() == ".ipynb":
-        _extract_notebook(entry, destination, time_limit, stop or threading.Event())
-    else:
-        raise SubmissionError("not a folder, a .zip or a notebook")
-    target = _target_in(destination)
-    if entry.suffix.lower() == ".ipynb" and not entry.is_dir():
-        source = Source("notebook", notebook=entry.name, cells=_cells_of(target))
-    else:
+        return Packed(learner, entry.name, problem=submission.problem)
+    try:
+        if entry.is_dir():
+            return Packed(learner, entry.name, "folder", _zip_folder(entry))
+        kind = {".zip": "zip", ".ipynb": "notebook"}.get(entry.suffix.lower())
+        if kind is None:
+            raise SubmissionError("not a folder, a .zip or a notebook")
+        too_big = f"the {'.zip' if kind == 'zip' else kind} is larger than {MAX_UNPACKED_BYTES // 1024**2} MB"
+        return Packed(learner, entry.name, kind, _read_file(entry, MAX_UNPACKED_BYTES, too_big))
+    except SubmissionError as error:
+        return Packed(learner, entry.name, problem=str(error))
+    except OSError as error:
+        return Packed(learner, entry.name, problem=f"the submission cannot be read ({error.strerror or error})")
+
+
+def _zip_folder(folder: Path) -> bytes:
+    """Regular files only, never through a link (one could point at another learner's work
+    or the solutions); hidden entries, __pycache__ and names that are not UTF-8 are left out."""
+    if not any(folder.iterdir()):
+        raise SubmissionError("the folder is empty")
+    buffer, files, size = io.BytesIO(), 0, 0
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
+        for path in _regular_files(folder):
+            files += 1
+            if files > MAX_ARCHIVE_MEMBERS:
+                raise SubmissionError(f"the folder holds more than {MAX_ARCHIVE_MEMBERS} files")
+            data = _read_file(path, MAX_UNPACKED_BYTES - size,
+                              f"the folder holds more than {MAX_UNPACKED_BYTES // 1024**2} MB")
+            size += len(data)
+            bundle.writestr(path.relative_to(folder).as_posix(), data)
+    if not files:
+        raise SubmissionError("the folder holds no files to grade (hidden files, links and __pycache__ are left out)")
+    return buffer.getvalue()
+
+
+def _regular_files(folder: Path, depth: int = 0) -> Iterator[Path]:
+    if depth > MAX_FOLDER_DEPTH:
+        raise SubmissionError(f"the folder nests more than {MAX_FOLDER_DEPTH} folders deep")
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith(".") or entry.name == "__pycache__" or entry.is_symlink() or not _utf8(entry.name):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from _regular_files(Path(entry.path), depth + 1)
+            elif entry.is_file(follow_symlinks=False):
+                yield Path(entry.path)
+
+
+def _utf8(name: str) -> bool:
+    """A name a zip can carry (a name that is not UTF-8 is no module of the lesson's)."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _read_file(path: Path, limit: int, too_big: str) -> bytes:
+    """A regular file's bytes, never through a link; SubmissionError(too_big) past ``limit`` bytes."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise SubmissionError(f"{path.name} is not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise SubmissionError(too_big)
+    return data
+
+
+def unpack(packed: Packed, destination: Path, time_limit: float = 900.0,
+           stop: threading.Event | None = None) -> Unpacked:
+    """A private copy of the submission's modules in ``destination``, made from its bytes
+    wherever it is graded. A notebook is read in a process of its own within ``time_limit``
+    (ended early when ``stop`` is set). Raises SubmissionError when there is nothing to grade."""
+    started = time.monotonic()
+    if packed.problem:
+        raise SubmissionError(packed.problem)
+    if packed.kind == "notebook":
+        notebook = destination.with_name(destination.name + ".ipynb")
+        notebook.write_bytes(packed.data)
+        _extract_notebook(notebook, destination, time_limit, stop or threading.Event())
+        target = _target_in(destination)
+        source = Source("notebook", notebook=packed.name, cells=_cells_of(target))
+    elif packed.kind in ("folder", "zip"):
+        _extract_zip(packed.data, destination)
+        target = _target_in(destination)
         folder = target.relative_to(destination).as_posix()
         source = Source("files", folder="" if folder == "." else folder + "/")
+    else:
+        raise SubmissionError("not a folder, a .zip or a notebook")
     return Unpacked(target, source, time.monotonic() - started)
 
 
-def _copy_folder(source: Path, destination: Path) -> None:
-    # Regular files only: a symlink could point at another learner's work or the solutions.
-    def ignore(folder: str, names: list[str]) -> list[str]:
-        return [n for n in names if Path(folder, n).is_symlink() or n.startswith(".") or n == "__pycache__"]
-
-    if not any(source.iterdir()):
-        raise SubmissionError("the folder is empty")
-    shutil.copytree(source, destination, ignore=ignore, symlinks=False)
-
-
-def _extract_zip(archive: Path, destination: Path) -> None:
+def _extract_zip(archive: bytes, destination: Path) -> None:
     try:
-        with zipfile.ZipFile(archive) as bundle:
+        with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
             members = bundle.infolist()
             _check_members(members)
             destination.mkdir(parents=True)
@@ -156,8 +237,6 @@ def _check_members(members: list[zipfile.ZipInfo]) -> None:
 def _extract_notebook(notebook: Path, destination: Path, time_limit: float, stop: threading.Event) -> None:
     """The one place a notebook submission is turned into modules: in a process of its
     own, since reading a hostile notebook can take minutes or gigabytes."""
-    if notebook.stat().st_size > MAX_UNPACKED_BYTES:
-        raise SubmissionError(f"the notebook is larger than {MAX_UNPACKED_BYTES // 1024**2} MB")
     destination.mkdir(parents=True)
     command = [sys.executable, "-I", "-c", READ_NOTEBOOK, str(REPO), str(notebook), str(destination)]
     reader = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=destination,

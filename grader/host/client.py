@@ -3,7 +3,8 @@
 ``Host(root, isolation, call_timeout).grade(args, cwd=..., log=..., timeout=...)`` runs
 ``pytest <args>`` in a scoring process the host forks, and returns the host's figures:
 {"exit", "timed_out", "seconds", "peak_rss_kb", "peak_pss_kb"}. A host that dies or stops
-answering costs the grading it was doing (the figures say exit None) and is replaced.
+answering costs the grading it was doing (the figures say exit None and host_lost) and is
+replaced.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from grader.core.processes import descendants
 SERVER = Path(__file__).resolve().with_name("server.py")
 # How long past a grading's own limit a host may take to answer before it is replaced.
 GRACE_SECONDS = 120
-FAILED = {"exit": None, "timed_out": False, "seconds": 0.0, "peak_rss_kb": 0, "peak_pss_kb": 0}
+FAILED = {"exit": None, "timed_out": False, "seconds": 0.0, "peak_rss_kb": 0, "peak_pss_kb": 0, "host_lost": True}
 
 
 class Host:
