@@ -2,8 +2,9 @@
 127.0.0.1 (a scheduler, two Dask worker processes with one grading slot each) grades a mixed
 class exactly as one machine does; a Dask worker killed mid-learner costs no row, and one
 killed under the same learner three times gives that learner an `error` row that says why;
-Ctrl-C leaves a gradebook that --resume completes. Neither a learner's `pytest grader` nor
-a batch on one machine imports Dask."""
+Ctrl-C, or a client killed outright, leaves a gradebook that --resume completes and nothing
+running on the Dask workers once it has. Neither a learner's `pytest grader` nor a batch on
+one machine imports Dask."""
 from __future__ import annotations
 
 import json
@@ -60,6 +61,9 @@ class Cluster:
             self.started.append(self._start(
                 ["worker", "--scheduler-file", str(self.scheduler_file), "--nworkers", "1", "--nthreads", "1",
                  "--resources", "grading-slot=1", "--no-dashboard", "--host", "127.0.0.1"], env, tmp / f"worker-{n}.log"))
+        self.client: Client | None = None
+
+    def wait_until_ready(self) -> None:
         self.client = Client(scheduler_file=str(self.scheduler_file), timeout=START_SECONDS)
         self.client.wait_for_workers(2, timeout=START_SECONDS)
         self.address = json.loads(self.scheduler_file.read_text())["address"]
@@ -75,7 +79,8 @@ class Cluster:
         return self.client.run(os.getpid, on_error="ignore")
 
     def stop(self) -> None:
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
         for process in reversed(self.started):
             with_children = [process.pid, *descendants(process.pid)]
             process.send_signal(signal.SIGTERM)
@@ -94,8 +99,11 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     running = Cluster(tmp_path_factory.mktemp("dask"))
-    yield running
-    running.stop()
+    try:
+        running.wait_until_ready()
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="module")
