@@ -78,21 +78,31 @@ def batch_memory(out: Path) -> dict:
     }
 
 
+def class_of_solutions(folder: Path, learners: int) -> Path:
+    """A submissions folder of ``learners`` copies of solutions/."""
+    for i in range(learners):
+        shutil.copytree(REPO / "solutions", folder / f"learner{i:02d}", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):7.2f} s  ({min(values):.2f}–{max(values):.2f})"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_arguments(doc: str) -> argparse.Namespace:
+    """The options every bench takes (declared once), parsed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-copies", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
-    args = parser.parse_args()
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = bench_arguments(__doc__)
     scratch = Path(tempfile.mkdtemp(prefix="mlflow-kit-bench-"))
-    submissions = scratch / "class"
-    for i in range(args.batch_copies):
-        shutil.copytree(REPO / "solutions", submissions / f"learner{i:02d}")
+    submissions = class_of_solutions(scratch / "class", args.batch_copies)
     runs: dict[str, list[float]] = {"floor": [], "self_check": []}
     with_batch = batch_available()
     if with_batch:

@@ -15,6 +15,7 @@ import pytest
 
 from grader.core import catalogue
 from grader.core.options import grading_args
+from grader.core.processes import descendants
 from grader.host.client import HostPool
 from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
 
@@ -110,6 +111,19 @@ def with_functions(folder: Path, code: dict[tuple[str, str], str | None], base: 
         lines = text.splitlines(keepends=True)
         path.write_text("".join(lines[:first - 1]) + new.rstrip("\n") + "\n" + "".join(lines[last:]))
     return folder
+
+
+def scoring_processes(root: int) -> list[int]:
+    """The scoring processes grading a learner below process ``root`` now: a grading host
+    forks one per learner, working in the learner's private copy (learner-*)."""
+    found = []
+    for pid in descendants(root):
+        try:
+            if Path(os.readlink(f"/proc/{pid}/cwd")).name.startswith("learner-"):
+                found.append(pid)
+        except OSError:
+            pass
+    return found
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

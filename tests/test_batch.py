@@ -4,7 +4,9 @@ broken and hostile learners is tests/test_hostile.py."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from grader.batch.collect import SubmissionError, collect, unpack
+from grader.batch.collect import SubmissionError, collect, pack, unpack
+from grader.core.submission import MAX_ARCHIVE_MEMBERS, MAX_UNPACKED_BYTES
 from grader.batch.gradebook import columns
 from grader.core import catalogue
 from grader.sandbox import isolation
@@ -59,9 +62,42 @@ def test_zips_unpack_flat_or_in_a_subfolder(tmp_path, prefix):
     zip_folder(REPO / "exercises", tmp_path / "in" / "alice.zip", prefix)
     [submission] = collect(tmp_path / "in")
     assert submission.learner == "alice" and submission.problem is None
-    unpacked = unpack(submission, tmp_path / "copy")
+    unpacked = unpack(pack(submission), tmp_path / "copy")
     assert (unpacked.target / "ex01_tracking.py").is_file() and unpacked.target.is_relative_to(tmp_path / "copy")
     assert unpacked.source.folder == prefix, "feedback names the files as they are in the learner's zip"
+
+
+def test_a_folder_travels_as_its_regular_files_only(tmp_path):
+    """Packed for grading here or on a Dask worker: no link followed, nothing hidden, no pipe read."""
+    folder = tmp_path / "in" / "ada"
+    shutil.copytree(REPO / "exercises", folder / "exercises", ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / ".secret").write_text("hidden")
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "x.pyc").write_bytes(b"")
+    (folder / "solutions").symlink_to(REPO / "solutions")
+    (folder / "exercises" / "answer.py").symlink_to(REPO / "solutions" / "ex01_tracking.py")
+    os.mkfifo(folder / "pipe")
+    [submission] = collect(tmp_path / "in")
+    packed = pack(submission)
+    assert packed.problem is None and (packed.learner, packed.kind) == ("ada", "folder")
+    modules = sorted(f"exercises/{p.name}" for p in (REPO / "exercises").glob("*.py"))
+    assert sorted(zipfile.ZipFile(io.BytesIO(packed.data)).namelist()) == modules
+    unpacked = unpack(packed, tmp_path / "copy")
+    assert unpacked.source.folder == "exercises/"
+    assert (unpacked.target / "ex01_tracking.py").read_text() == (REPO / "exercises" / "ex01_tracking.py").read_text()
+
+
+def test_a_folder_past_the_limits_is_refused_before_it_travels(tmp_path):
+    many, big = tmp_path / "in" / "many", tmp_path / "in" / "big"
+    many.mkdir(parents=True)
+    for n in range(MAX_ARCHIVE_MEMBERS + 1):
+        (many / f"{n}.txt").write_text("x")
+    big.mkdir()
+    with open(big / "data.bin", "wb") as handle:
+        handle.truncate(MAX_UNPACKED_BYTES + 1)
+    found = {s.learner: pack(s) for s in collect(tmp_path / "in")}
+    assert found["many"].problem == f"the folder holds more than {MAX_ARCHIVE_MEMBERS} files" and not found["many"].data
+    assert found["big"].problem == "the folder holds more than 50 MB" and not found["big"].data
 
 
 def test_unusable_entries_are_named_with_a_reason(tmp_path):
@@ -81,7 +117,7 @@ def test_unusable_entries_are_named_with_a_reason(tmp_path):
     assert "another entry is also named twin" in found["twin.zip"].problem
     for learner, expected in (("wrong", "holds none of"), ("linky", "symbolic link")):
         with pytest.raises(SubmissionError, match=expected):
-            unpack(found[learner], tmp_path / f"copy-{learner}")
+            unpack(pack(found[learner]), tmp_path / f"copy-{learner}")
 
 
 def test_resume_grades_only_the_missing_learners(tmp_path):
@@ -136,7 +172,7 @@ def test_a_notebook_goes_through_the_one_notebook_entry_point(tmp_path):
     [submission] = collect(tmp_path / "in")
     assert submission.learner == "dana" and submission.problem is None
     with pytest.raises(SubmissionError, match="notebook"):
-        unpack(submission, tmp_path / "copy")
+        unpack(pack(submission), tmp_path / "copy")
 
 
 LITTER = '''

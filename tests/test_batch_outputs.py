@@ -15,7 +15,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from grader.batch import sheets
-from grader.batch.collect import Source, SubmissionError, collect, unpack
+from grader.batch.collect import Source, SubmissionError, collect, pack, unpack
 from grader.core.submission import MAX_NOTEBOOK_CODE_BYTES
 from grader.batch.feedback import code_block, code_span, render
 from grader.batch.gradebook import Row
@@ -210,7 +210,7 @@ def test_a_notebook_is_read_within_the_submissions_time_limit(tmp_path):
     submission = _notebook_with_code(tmp_path, MAX_NOTEBOOK_CODE_BYTES - 1000)
     started = time.monotonic()
     with pytest.raises(SubmissionError, match="longer than the per-submission limit of 0.3 s"):
-        unpack(submission, tmp_path / "copy", time_limit=0.3)
+        unpack(pack(submission), tmp_path / "copy", time_limit=0.3)
     assert time.monotonic() - started < 10
 
 
@@ -220,11 +220,11 @@ def test_a_stopping_batch_ends_the_notebook_reader(tmp_path):
     threading.Timer(0.3, stop.set).start()
     started = time.monotonic()
     with pytest.raises(SubmissionError):
-        unpack(submission, tmp_path / "copy", time_limit=600, stop=stop)
+        unpack(pack(submission), tmp_path / "copy", time_limit=600, stop=stop)
     assert time.monotonic() - started < 10
 
 
 def test_a_notebook_with_too_much_code_is_refused(tmp_path):
     submission = _notebook_with_code(tmp_path, MAX_NOTEBOOK_CODE_BYTES + 1)
     with pytest.raises(SubmissionError, match="code cells hold 1.0 MB, more than the 1 MB"):
-        unpack(submission, tmp_path / "copy", time_limit=60)
+        unpack(pack(submission), tmp_path / "copy", time_limit=60)

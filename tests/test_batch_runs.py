@@ -21,10 +21,11 @@ import pytest
 from markdown_it import MarkdownIt
 
 from browser import CHROMIUM, Chromium
-from conftest import REPO
+from conftest import REPO, scoring_processes
 from grader.batch import sheets
 from grader.batch.gradebook import STATUSES
 from grader.core import catalogue
+from grader.core.processes import proc_stat
 
 SEED = "7"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -36,12 +37,16 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium 
 def solved(destination: Path, functions: set[str], extra: str = "") -> Path:
     """The stubs with ``functions`` of module 1 taken from the solutions, then ``extra``."""
     shutil.copytree(REPO / "exercises", destination, ignore=shutil.ignore_patterns("__pycache__"))
-    source = (REPO / "solutions" / "ex01_tracking.py").read_text()
-    parts = [ast.get_source_segment(source, node) for node in ast.parse(source).body
-             if isinstance(node, ast.FunctionDef) and node.name in functions]
     with open(destination / "ex01_tracking.py", "a") as module:
-        module.write("\n\n" + "\n\n".join(parts) + "\n" + extra)
+        module.write("\n\n" + solution_code(functions) + "\n" + extra)
     return destination
+
+
+def solution_code(functions: set[str]) -> str:
+    """The solutions' code of ``functions`` of module 1."""
+    source = (REPO / "solutions" / "ex01_tracking.py").read_text()
+    return "\n\n".join(ast.get_source_segment(source, node) for node in ast.parse(source).body
+                       if isinstance(node, ast.FunctionDef) and node.name in functions)
 
 
 def zipped(folder: Path, archive: Path, prefix: str = "exercises/") -> None:
@@ -51,9 +56,10 @@ def zipped(folder: Path, archive: Path, prefix: str = "exercises/") -> None:
     shutil.rmtree(folder)
 
 
-def batch(submissions: Path, out: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "1",
-               "--seed", SEED, *args]
+def batch(submissions: Path, out: Path, *args: str, env: dict | None = None,
+          python_options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    command = [sys.executable, *python_options, "-m", "grader", "batch", str(submissions), "--out", str(out),
+               "--workers", "1", "--seed", SEED, *args]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
 
 
@@ -257,6 +263,25 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes_leaving_no_scratch(tmp_path):
     assert set(rows) == {"a-sleepy", "b-quick"} and {r["status"] for r in rows.values()} == {"graded"}, resumed.stderr
     lines = (out / "gradebook.csv").read_text().splitlines()
     assert len(lines) == 3, lines
+
+
+def test_a_grading_host_killed_mid_learner_costs_no_row(tmp_path):
+    """kill -9 of the slot's grading host while it grades: a fresh host grades the learner again."""
+    submissions, out = tmp_path / "in", tmp_path / "out"
+    solved(submissions / "ada", {"get_or_create_experiment"})
+    command = [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "1",
+               "--seed", SEED]
+    running = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (scoring := scoring_processes(running.pid)):
+        assert running.poll() is None and time.monotonic() < deadline, running.communicate()[1]
+        time.sleep(0.05)
+    host = int(proc_stat(scoring[0])[1])  # the scoring process's parent
+    os.kill(host, signal.SIGKILL)
+    _, stderr = running.communicate(timeout=600)
+    row = read_rows(out / "gradebook.csv")["ada"]
+    assert (row["status"], row[GET]) == ("graded", str(catalogue.load().exercise("ex01_tracking", "get_or_create_experiment").points)), stderr
+    assert proc_stat(host) is None
 
 
 # --------------------------------------------------------------------------- roster, regrade, exports

@@ -20,8 +20,8 @@ def add_parser(commands) -> None:
     batch.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR")
     batch.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
     batch.add_argument("--workers", dest="slots", type=int, default=default_slots(),
-                       help="learners graded at once (default: half the machine's cores, %(default)s: "
-                            "one grading keeps about two cores busy)")
+                       help="learners graded at once on this machine, and the Dask workers of --dask local "
+                            "(default: half the machine's cores, %(default)s: one grading keeps about two cores busy)")
     batch.add_argument("--seed", type=int, default=None, help="seed of the random inputs, the same for every learner")
     batch.add_argument("--timeout", type=float, default=900.0,
                        help="wall-clock seconds one submission may take in all (default %(default)s)")
@@ -39,7 +39,11 @@ def add_parser(commands) -> None:
     batch.add_argument("--excel", action="store_true", help="write a new gradebook.csv as UTF-8 with a byte "
                                                             "order mark, so Excel reads accented names right")
     batch.add_argument("--isolation", choices=("auto", "bwrap", "limits"), default="auto",
-                       help="auto: bubblewrap where it works here, else process limits")
+                       help="auto: bubblewrap where it works on every grading machine, else process limits")
+    batch.add_argument("--dask", type=_dask_address, metavar="ADDRESS|local[:N]",
+                       help="grade on a Dask cluster: a scheduler's address (tcp://HOST:8786), whose Dask "
+                            "workers offer the grading-slot resource, or local:N, N Dask workers on this "
+                            "machine (default N: --workers)")
     batch.set_defaults(handler=run)
 
     export = commands.add_parser(
@@ -59,6 +63,16 @@ def _names(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError("name at least one learner")
     return names
+
+
+def _dask_address(text: str) -> str:
+    if text == "local" or (text.startswith("local:") and text[6:].isdigit() and int(text[6:]) > 0):
+        return text
+    if text.startswith("local"):
+        raise argparse.ArgumentTypeError("local[:N] takes a number of Dask workers, such as local:2")
+    if "://" not in text and ":" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a scheduler's address (tcp://HOST:8786) nor local[:N]")
+    return text
 
 
 def default_slots() -> int:
@@ -89,7 +103,7 @@ def resume_command(args: argparse.Namespace, left: list[str]) -> str:
     words = ["python", "-m", "grader", "batch", str(args.submissions), "--out", str(args.out)]
     for option, value, default in (("--workers", args.slots, default_slots()), ("--timeout", args.timeout, 900.0),
                                    ("--call-timeout", args.call_timeout, None), ("--roster", args.roster, None),
-                                   ("--isolation", args.isolation, "auto")):
+                                   ("--isolation", args.isolation, "auto"), ("--dask", args.dask, None)):
         if value != default:
             words += [option, f"{value:g}" if isinstance(value, float) else str(value)]
     if args.seed is not None:
@@ -100,8 +114,8 @@ def resume_command(args: argparse.Namespace, left: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from grader.batch import gradebook, roster
     from grader.batch.outputs import GRADEBOOK
-    from grader.batch.run import BatchError, Interrupted, Options, run_batch
-    from grader.sandbox import isolation
+    from grader.batch.grading import GradingSettings
+    from grader.batch.run import BatchError, Options, Stopped, run_batch
 
     if not args.submissions.is_dir():
         print(f"{args.submissions} is not a folder", file=sys.stderr)
@@ -117,16 +131,12 @@ def run(args: argparse.Namespace) -> int:
     except roster.RosterError as error:
         print(error, file=sys.stderr)
         return Exit.REFUSED
-    mode = isolation.best_mode() if args.isolation == "auto" else args.isolation
-    if mode != "bwrap":
-        print(f"warning: isolation {mode}: learner code runs with process limits only, not bubblewrap "
-              "(it can read this machine's files and reach the network)", file=sys.stderr)
     call_timeout = args.call_timeout or min(DEFAULT_CALL_TIMEOUT, args.timeout / 4)
-    options = Options(args.submissions.resolve(), args.out.resolve(), args.slots, _seed(args), args.timeout,
-                      call_timeout, mode, keep=bool(args.resume or args.regrade), regrade=args.regrade or (),
-                      roster=class_roster, excel=args.excel)
-    print(f"grading {args.submissions} with seed {options.seed}, {options.slots} slot(s), "
-          f"isolation {mode}", file=sys.stderr)
+    grading = GradingSettings(_seed(args), args.timeout, call_timeout, args.isolation)
+    options = Options(args.submissions.resolve(), args.out.resolve(), grading, args.slots, dask=args.dask,
+                      keep=bool(args.resume or args.regrade), regrade=args.regrade or (), roster=class_roster,
+                      excel=args.excel)
+    print(f"grading {args.submissions} with seed {grading.seed}", file=sys.stderr)
     try:
         rows = run_batch(options)
     except KeyboardInterrupt:  # before the batch took over SIGINT: nothing was graded yet
@@ -135,11 +145,14 @@ def run(args: argparse.Namespace) -> int:
     except (BatchError, gradebook.GradebookError) as error:
         print(error, file=sys.stderr)
         return Exit.REFUSED
-    except Interrupted as stopped:
-        print(f"stopped by {stopped}: {stopped.written} learner(s) written to {args.out / GRADEBOOK}, "
+    except Stopped as stopped:
+        if stopped.reason:
+            print(stopped.reason, file=sys.stderr)
+        how = f" by {signal.Signals(stopped.signum).name}" if stopped.signum else ""
+        print(f"stopped{how}: {stopped.written} learner(s) written to {args.out / GRADEBOOK}, "
               f"{len(stopped.left)} not graded (the ones in progress were dropped).", file=sys.stderr)
         print(f"To grade the rest: {resume_command(args, stopped.left)}", file=sys.stderr)
-        return Exit.signalled(stopped.signum)
+        return stopped.exit_code
     print(f"wrote {options.out / GRADEBOOK} and {options.out / 'report.html'}", file=sys.stderr)
     return Exit.OK if all(r.status == "graded" for r in rows) else Exit.NOT_DONE
 

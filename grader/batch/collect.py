@@ -1,8 +1,10 @@
-"""Finding the learners in a submissions folder, and unpacking each into a private copy.
+"""Finding the learners in a submissions folder, packing each into bytes, and unpacking
+those bytes into a private copy where it is graded (this machine, or a Dask worker).
 
 Every entry of the folder is one learner, named by the entry without its extension. What
 cannot be graded still becomes a learner, with the reason, so it gets a row of its own.
-How a folder, a .zip or a notebook is read is grader/core/submission.py's.
+How a folder, a .zip or a notebook is read, and the limits (MAX_*) that hold for every
+kind wherever it is graded, are grader/core/submission.py's.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from pathlib import Path
 
 from grader.batch.outputs import name_problem
 from grader.core.submission import (
-    SubmissionError, cells_of, copy_folder, extract_notebook, extract_zip, target_in,
+    MAX_UNPACKED_BYTES, SubmissionError, cells_of, extract_notebook, extract_zip, read_file, target_in,
+    zip_folder,
 )
 
 
@@ -68,28 +71,57 @@ def _first_problem(entry: Path) -> str | None:
     return f"a stray file ({entry.name}): a submission is a folder, a .zip or a notebook"
 
 
-def unpack(submission: Submission, destination: Path, time_limit: float = 900.0,
-           stop: threading.Event | None = None) -> Unpacked:
-    """A private copy of the submission's modules in ``destination``. A notebook is read
-    in a process of its own within ``time_limit`` (ended early when ``stop`` is set).
-    Raises SubmissionError when there is nothing to grade."""
-    started, entry = time.monotonic(), submission.path
+@dataclass(frozen=True)
+class Packed:
+    """A submission as it travels to whatever grades it (a thread of this batch, a Dask
+    worker on another machine): its bytes and what they are, nothing that names a file here."""
+
+    learner: str
+    name: str  # the entry's name in the submissions folder (a notebook's is in the feedback)
+    kind: str = ""  # folder (a zip the batch made of it) | zip | notebook
+    data: bytes = b""
+    problem: str | None = None  # why it cannot be graded at all
+
+
+def pack(submission: Submission) -> Packed:
+    """The submission's bytes: a folder's regular files zipped by the rules of a private
+    copy, a .zip or a notebook as it is, at most MAX_UNPACKED_BYTES each."""
+    entry, learner = submission.path, submission.learner
     if submission.problem:
-        raise SubmissionError(submission.problem)
-    if entry.is_dir():
-        copy_folder(entry, destination)
-    elif entry.suffix.lower() == ".zip":
-        extract_zip(entry, destination)
-    elif entry.suffix.lower() == ".ipynb":
-        extract_notebook(entry, destination, time_limit, stop or threading.Event())
-    else:
-        raise SubmissionError("not a folder, a .zip or a notebook")
-    target = target_in(destination)
-    if entry.suffix.lower() == ".ipynb" and not entry.is_dir():
-        source = Source("notebook", notebook=entry.name, cells=cells_of(target))
-    else:
+        return Packed(learner, entry.name, problem=submission.problem)
+    try:
+        if entry.is_dir():
+            return Packed(learner, entry.name, "folder", zip_folder(entry))
+        kind = {".zip": "zip", ".ipynb": "notebook"}.get(entry.suffix.lower())
+        if kind is None:
+            raise SubmissionError("not a folder, a .zip or a notebook")
+        too_big = f"the {'.zip' if kind == 'zip' else kind} is larger than {MAX_UNPACKED_BYTES // 1024**2} MB"
+        return Packed(learner, entry.name, kind, read_file(entry, MAX_UNPACKED_BYTES, too_big))
+    except SubmissionError as error:
+        return Packed(learner, entry.name, problem=str(error))
+    except OSError as error:
+        return Packed(learner, entry.name, problem=f"the submission cannot be read ({error.strerror or error})")
+
+
+def unpack(packed: Packed, destination: Path, time_limit: float = 900.0,
+           stop: threading.Event | None = None) -> Unpacked:
+    """A private copy of the submission's modules in ``destination``, made from its bytes
+    wherever it is graded. A notebook is read in a process of its own within ``time_limit``
+    (ended early when ``stop`` is set). Raises SubmissionError when there is nothing to grade."""
+    started = time.monotonic()
+    if packed.problem:
+        raise SubmissionError(packed.problem)
+    if packed.kind == "notebook":
+        notebook = destination.with_name(destination.name + ".ipynb")
+        notebook.write_bytes(packed.data)
+        extract_notebook(notebook, destination, time_limit, stop or threading.Event())
+        target = target_in(destination)
+        source = Source("notebook", notebook=packed.name, cells=cells_of(target))
+    elif packed.kind in ("folder", "zip"):
+        extract_zip(packed.data, destination)
+        target = target_in(destination)
         folder = target.relative_to(destination).as_posix()
         source = Source("files", folder="" if folder == "." else folder + "/")
+    else:
+        raise SubmissionError("not a folder, a .zip or a notebook")
     return Unpacked(target, source, time.monotonic() - started)
-
-

@@ -44,6 +44,11 @@ def scratch_parent() -> str | None:
     temporary files belong. None: tempfile's own choice."""
     if os.environ.get("TMPDIR") or tempfile.tempdir is not None:
         return None
+    return shared_memory_with_room()
+
+
+def shared_memory_with_room() -> str | None:
+    """SHARED_MEMORY when it is writable here and has SHARED_MEMORY_MIN_FREE bytes free."""
     try:
         free = os.statvfs(SHARED_MEMORY)
     except OSError:

@@ -1,8 +1,8 @@
 """What a learner handed in, read into the folder of modules the grader grades.
 
 - A folder: the modules, or a folder holding ``exercises/`` (``resolve_target``); copied
-  as regular files only (``copy_sources``).
-- A ``.zip`` of one (``extract_zip``), with limits a bomb cannot pass.
+  as regular files only (``copy_sources``), or zipped so for a batch (``zip_folder``).
+- A ``.zip`` of one, as bytes (``extract_zip``), with limits a bomb cannot pass.
 - A notebook: its cells' imports, definitions and constants, read with ``ast`` and never
   run, become each module (a notebook is one namespace), with ``cells.json`` beside them
   saying which cell each line came from (``module_from_cells``, ``write_modules``). A
@@ -15,6 +15,7 @@ the generators that make the lesson notebook live apart, in grader/authoring/.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import shutil
@@ -24,17 +25,19 @@ import sys
 import threading
 import time
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 from grader import KIT_ROOT
 from grader.core import catalogue, files
 from grader.core.places import CELLS_FILE
 from grader.core.processes import kill_group
 
-# An archive or a notebook may hold at most this much, so a bomb cannot fill the disk.
+# A submission (a folder, an archive, a notebook) may hold at most this much, so a bomb
+# cannot fill the disk or the memory.
 MAX_UNPACKED_BYTES = 50 * 1024**2
 MAX_ARCHIVE_MEMBERS = 2000
+MAX_FOLDER_DEPTH = 20
 # Code in a notebook's cells (outputs, such as plots, do not count). The lesson's is about
 # 40 kB; reading code costs time that grows faster than its size (README.md, Speed).
 MAX_NOTEBOOK_CODE_BYTES = 1024**2
@@ -70,19 +73,63 @@ def copy_sources(folder: Path, destination: Path) -> Path:
     return destination
 
 
-def copy_folder(source: Path, destination: Path) -> None:
-    # Regular files only: a symlink could point at another learner's work or the solutions.
-    def ignore(folder: str, names: list[str]) -> list[str]:
-        return [n for n in names if Path(folder, n).is_symlink() or n.startswith(".") or n == "__pycache__"]
-
-    if not any(source.iterdir()):
+def zip_folder(folder: Path) -> bytes:
+    """Regular files only, never through a link (one could point at another learner's work
+    or the solutions); hidden entries, __pycache__ and names that are not UTF-8 are left out."""
+    if not any(folder.iterdir()):
         raise SubmissionError("the folder is empty")
-    shutil.copytree(source, destination, ignore=ignore, symlinks=False)
+    buffer, count, size = io.BytesIO(), 0, 0
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
+        for path in _regular_files(folder):
+            count += 1
+            if count > MAX_ARCHIVE_MEMBERS:
+                raise SubmissionError(f"the folder holds more than {MAX_ARCHIVE_MEMBERS} files")
+            data = read_file(path, MAX_UNPACKED_BYTES - size,
+                              f"the folder holds more than {MAX_UNPACKED_BYTES // 1024**2} MB")
+            size += len(data)
+            bundle.writestr(path.relative_to(folder).as_posix(), data)
+    if not count:
+        raise SubmissionError("the folder holds no files to grade (hidden files, links and __pycache__ are left out)")
+    return buffer.getvalue()
 
 
-def extract_zip(archive: Path, destination: Path) -> None:
+def _regular_files(folder: Path, depth: int = 0) -> Iterator[Path]:
+    if depth > MAX_FOLDER_DEPTH:
+        raise SubmissionError(f"the folder nests more than {MAX_FOLDER_DEPTH} folders deep")
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith(".") or entry.name == "__pycache__" or entry.is_symlink() or not _utf8(entry.name):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                yield from _regular_files(Path(entry.path), depth + 1)
+            elif entry.is_file(follow_symlinks=False):
+                yield Path(entry.path)
+
+
+def _utf8(name: str) -> bool:
+    """A name a zip can carry (a name that is not UTF-8 is no module of the lesson's)."""
     try:
-        with zipfile.ZipFile(archive) as bundle:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def read_file(path: Path, limit: int, too_big: str) -> bytes:
+    """A regular file's bytes, never through a link; SubmissionError(too_big) past ``limit`` bytes."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise SubmissionError(f"{path.name} is not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise SubmissionError(too_big)
+    return data
+
+
+def extract_zip(archive: bytes, destination: Path) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive)) as bundle:
             members = bundle.infolist()
             _check_members(members)
             destination.mkdir(parents=True)
