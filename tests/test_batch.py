@@ -100,6 +100,16 @@ def test_a_folder_past_the_limits_is_refused_before_it_travels(tmp_path):
     assert found["big"].problem == "the folder holds more than 50 MB" and not found["big"].data
 
 
+def test_a_file_past_the_limit_is_refused_before_it_travels(tmp_path):
+    (tmp_path / "in").mkdir()
+    for name in ("huge.ipynb", "huge-zip.zip"):
+        with open(tmp_path / "in" / name, "wb") as handle:
+            handle.truncate(MAX_UNPACKED_BYTES + 1)
+    found = {s.learner: pack(s) for s in collect(tmp_path / "in")}
+    assert found["huge"].problem == "the notebook is larger than 50 MB" and not found["huge"].data
+    assert found["huge-zip"].problem == "the .zip is larger than 50 MB" and not found["huge-zip"].data
+
+
 def test_unusable_entries_are_named_with_a_reason(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -96,11 +96,13 @@ def pack(submission: Submission) -> Packed:
         if kind is None:
             raise SubmissionError("not a folder, a .zip or a notebook")
         too_big = f"the {'.zip' if kind == 'zip' else kind} is larger than {MAX_UNPACKED_BYTES // 1024**2} MB"
-        return Packed(learner, entry.name, kind, read_file(entry, MAX_UNPACKED_BYTES, too_big))
+        return Packed(learner, entry.name, kind, read_file(entry.parent, entry.name, MAX_UNPACKED_BYTES, too_big))
     except SubmissionError as error:
         return Packed(learner, entry.name, problem=str(error))
     except OSError as error:
         return Packed(learner, entry.name, problem=f"the submission cannot be read ({error.strerror or error})")
+    except Exception as error:  # one learner's surprise must not end the batch (pack runs outside any grading)
+        return Packed(learner, entry.name, problem=f"the batch could not read it ({type(error).__name__}: {error})")
 
 
 def unpack(packed: Packed, destination: Path, time_limit: float = 900.0,

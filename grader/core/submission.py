@@ -15,6 +15,7 @@ the generators that make the lesson notebook live apart, in grader/authoring/.
 from __future__ import annotations
 
 import ast
+import errno
 import io
 import json
 import os
@@ -84,8 +85,8 @@ def zip_folder(folder: Path) -> bytes:
             count += 1
             if count > MAX_ARCHIVE_MEMBERS:
                 raise SubmissionError(f"the folder holds more than {MAX_ARCHIVE_MEMBERS} files")
-            data = read_file(path, MAX_UNPACKED_BYTES - size,
-                              f"the folder holds more than {MAX_UNPACKED_BYTES // 1024**2} MB")
+            data = read_file(folder, path, MAX_UNPACKED_BYTES - size,
+                             f"the folder holds more than {MAX_UNPACKED_BYTES // 1024**2} MB")
             size += len(data)
             bundle.writestr(path.relative_to(folder).as_posix(), data)
     if not count:
@@ -115,16 +116,17 @@ def _utf8(name: str) -> bool:
         return False
 
 
-def read_file(path: Path, limit: int, too_big: str) -> bytes:
-    """A regular file's bytes, never through a link; SubmissionError(too_big) past ``limit`` bytes."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise SubmissionError(f"{path.name} is not a regular file")
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise SubmissionError(too_big)
-    return data
+def read_file(root: Path, path: Path | str, limit: int, too_big: str) -> bytes:
+    """A regular file below ``root``, reached without following a link (files.read_bytes);
+    SubmissionError(too_big) past ``limit`` bytes."""
+    try:
+        return files.read_bytes(root, path, limit)
+    except OSError as error:
+        if error.errno == errno.EFBIG:
+            raise SubmissionError(too_big) from None
+        if error.errno in (errno.EINVAL, errno.ELOOP):
+            raise SubmissionError(f"{Path(path).name} is not a regular file") from None
+        raise
 
 
 def extract_zip(archive: bytes, destination: Path) -> None:
@@ -161,9 +163,8 @@ def _check_members(members: list[zipfile.ZipInfo]) -> None:
 
 def extract_notebook(notebook: Path, destination: Path, time_limit: float, stop: threading.Event) -> None:
     """The one place a notebook submission is turned into modules: in a process of its
-    own, since reading a hostile notebook can take minutes or gigabytes."""
-    if notebook.stat().st_size > MAX_UNPACKED_BYTES:
-        raise SubmissionError(f"the notebook is larger than {MAX_UNPACKED_BYTES // 1024**2} MB")
+    own, since reading a hostile notebook can take minutes or gigabytes. Its size was
+    bounded when it was packed (grader/batch/collect.py)."""
     destination.mkdir(parents=True)
     command = [sys.executable, "-I", "-c", READ_NOTEBOOK, str(KIT_ROOT), str(notebook), str(destination)]
     reader = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=destination,
