@@ -37,7 +37,7 @@ from grader.core import board, catalogue, options, summary  # noqa: E402
 from grader.core.outcomes import BrokenModule, LearnerOutcome  # noqa: E402
 from grader.core.places import Places, grader_made  # noqa: E402
 from grader.core.results import CheckResult, Grade  # noqa: E402
-from grader.core.source import anything_attempted, fingerprints  # noqa: E402
+from grader.core.source import anything_attempted, fingerprints, one_parse_at_a_time  # noqa: E402
 from grader.core.store import scratch_parent, template_path  # noqa: E402
 from grader.core.submission import TargetError, copy_sources, resolve_target  # noqa: E402
 from grader.sandbox import isolation  # noqa: E402
@@ -120,6 +120,7 @@ def _check_of(item: pytest.Item) -> tuple[catalogue.Exercise, catalogue.Check]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    one_parse_at_a_time()  # scenarios and checks run in threads (grader/core/source.py says why)
     if config.getoption("tbstyle") == "auto":
         config.option.tbstyle = "no"  # the summary says what failed, in plain words
         config.option.reportchars = ""
@@ -248,8 +249,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     grading = _session(session.config)
     classes = {item.cls: catalogue.module_of(item.path) for item in session.items if hasattr(item.cls, "scenario")}
-    for cls, module in classes.items():
-        grading.start_scenario(cls, module)
+    # A class marked ``starts_first`` waits on something slow to start (a server): its
+    # scenario goes first, so that wait overlaps the other scenarios instead of ending the grading.
+    for cls in sorted(classes, key=lambda cls: not getattr(cls, "starts_first", False)):
+        grading.start_scenario(cls, classes[cls])
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ def test_target_with_exercises_subfolder_and_k_selection(tmp_path):
     shutil.copytree(REPO / "solutions", course / "exercises")
     graded = grade(course, "-k", "ex02", out=tmp_path / "r.json")
     assert set(graded.exercises) == {e.key for e in catalogue.load().module("ex02_models").exercises}
-    assert graded.results["score"] == graded.results["max_score"] == 22
+    assert graded.results["score"] == graded.results["max_score"] == catalogue.load().module("ex02_models").points
 
 
 def test_bad_target_is_a_clear_usage_error(tmp_path):

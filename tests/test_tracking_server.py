@@ -153,11 +153,13 @@ def test_bug_that_only_a_server_shows_costs_only_its_function(gradings):
     on_server, on_sqlite = gradings.bug_on_server, gradings.bug_on_sqlite
     expected = {e.key: e.points for e in catalogue.load().exercises}
     lost = {key: (score, expected[key]) for key, score in on_server.scores().items() if score != expected[key]}
-    assert lost == {BROKEN: (4, 6)}, f"on the server, functions that lost points (score, max): {lost}\n{on_server.output[-3000:]}"
+    # The bug costs exactly the one check that reads the missing artifact.
+    json_check = catalogue.load().exercise(*BROKEN.split(".")).check("confusion_matrix_json").points
+    assert lost == {BROKEN: (expected[BROKEN] - json_check, expected[BROKEN])}, f"on the server, functions that lost points (score, max): {lost}\n{on_server.output[-3000:]}"
     failed = [t for t in on_server.results["tests"] if t["status"] != "passed"]
     assert [t["name"] for t in failed] == [f"{BROKEN}: confusion matrix json"], failed
     assert "has no artifact 'evaluation/confusion_matrix.json'" in failed[0]["output"], failed[0]["output"]
-    assert on_sqlite.scores() == {BROKEN: 6}, (
+    assert on_sqlite.scores() == {BROKEN: expected[BROKEN]}, (
         f"on an SQLite store the same code should pass, as a local store forgives it: {on_sqlite.scores()}\n{on_sqlite.output[-2000:]}"
     )
 

@@ -67,11 +67,12 @@ lesson uses three of its parts:
 1. **MLflow Tracking** records *experiments* and their *runs*: params, metrics, tags,
    artifacts (files), datasets and models, and shows them in a web UI.
 2. **MLflow Models** is a standard format for packaging a model so that any tool can load
-   it again (*flavors*, *signatures*, *model URIs*).
+   it again (*flavors*, *signatures*, *model URIs*), and a *serving stack*: MLflow's
+   scoring server puts any such model behind a web server with one command.
 3. **The Model Registry** is the central catalogue of the models you use: names,
    versions, lineage back to runs, annotations and aliases.
 
-The lesson ends with a **practice** task that puts the three together.
+A **practice** task puts the three together; then you serve models over HTTP.
 
 ## How this notebook works
 

@@ -20,7 +20,7 @@ from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT, ISOLATION_MODES
 GRADING = {
     "target": (("--target",), dict(
         default=None, metavar="DIR",
-        help="folder to grade: the four modules, or a folder with exercises/ (default: exercises/)")),
+        help="folder to grade: the modules (ex01_tracking.py …), or a folder with exercises/ (default: exercises/)")),
     "seed": (("--seed",), dict(
         type=int, default=None, metavar="N",
         help="seed for the random inputs; reuse one to reproduce a run")),

@@ -22,6 +22,10 @@ class NotAttempted(LearnerOutcome):
 class LearnerError(LearnerOutcome):
     status = "error"
 
+    def __init__(self, message: str, raised: str | None = None):
+        super().__init__(message)
+        self.raised = raised  # the exception the learner's function raised, when it did
+
 
 class BrokenModule(LearnerError):
     """The learner's module cannot be imported (a syntax error, a failing import, an
@@ -90,7 +94,8 @@ def outcome_of(result: CallResult, module: str, function: str, timeout: float) -
         return LearnerError(f"{where} returned something the grader cannot use: {result.error}")
     if result.at_import:
         return BrokenModule(module, function, import_problem(result.error or "", module, output))
-    return LearnerError(f"{where} raised an exception:\n{result.error}{advice_for(result.error)}{output}")
+    return LearnerError(f"{where} raised an exception:\n{result.error}{advice_for(result.error)}{output}",
+                        raised=result.error or "")
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*: ")

@@ -33,6 +33,9 @@ from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT, CallResult, Runner, St
 SCENARIO_THREADS = 3
 # Calls a scenario starts without waiting for them (Learner.start), at most this many at once.
 CALL_THREADS = 6
+# A step of the grader's own (a set-up, a service) runs within this, or the call timeout if
+# longer: a short --call-timeout, meant for learner code that hangs, must not fail it.
+GRADER_STEP_TIMEOUT = DEFAULT_CALL_TIMEOUT
 
 
 class GradingSession:
@@ -168,6 +171,14 @@ class Attempt:
     def succeeded(self) -> bool:
         return self._outcome is None
 
+    def raised(self) -> str | None:
+        """The exception the learner's function raised, as text, when that is how the call
+        ended (a check that expects it to raise reads what it says)."""
+        return getattr(self._outcome, "raised", None)
+
+    def wait(self) -> "Attempt":
+        return self
+
 
 class PendingAttempt(Attempt):
     """An Attempt still running: reading it waits for it."""
@@ -181,6 +192,12 @@ class PendingAttempt(Attempt):
     @property
     def succeeded(self) -> bool:
         return self._future.result().succeeded
+
+    def raised(self) -> str | None:
+        return self._future.result().raised()
+
+    def wait(self) -> "Attempt":
+        return self._future.result()
 
 
 class Learner:
@@ -222,43 +239,51 @@ class Learner:
         with the learner's modules importable."""
         return {"env": store.env, "cwd": str(store.root), "src": str(self.session.sources)}
 
-    def _run(self, store: Store, request: dict, part: str | None = None) -> CallResult:
-        """One request to the sandbox, timed as ``part`` (if given); should the worker die
-        under it, it runs again from the store as it was."""
+    def _run(self, store: Store, request: dict, part: str | None = None, timeout: float | None = None) -> CallResult:
+        """One request to the sandbox, timed as ``part`` (if given), within ``timeout`` (the
+        session's call timeout by default); should the worker die under it, it runs again
+        from the store as it was."""
         started = time.monotonic()
         try:
             with store.kept() as restore:
-                return self.session.sandbox.run(request, self.session.timeout, before_retry=restore)
+                return self.session.sandbox.run(request, timeout or self.session.timeout, before_retry=restore)
         finally:
             if part:
                 self.session.spent(self.key, part, time.monotonic() - started)
 
-    def attempt(self, store: Store, *args, then: tuple | None = None, returns: str = "value", **kwargs) -> "Attempt":
+    def attempt(self, store: Store, *args, then: tuple | None = None, returns: str = "value", then_seconds: float = 0.0,
+                **kwargs) -> "Attempt":
         """Call the learner's function and keep what happened, good or bad, for the checks
         to look at: one failing call costs only the checks that read it."""
         try:
-            return Attempt(self.call(store, *args, then=then, returns=returns, **kwargs))
+            return Attempt(self.call(store, *args, then=then, returns=returns, then_seconds=then_seconds, **kwargs))
         except LearnerOutcome as outcome:
             return Attempt(None, outcome)
 
-    def start(self, store: Store, *args, then: tuple | None = None, returns: str = "value", **kwargs) -> PendingAttempt:
+    def start(self, store: Store, *args, then: tuple | None = None, returns: str = "value", then_seconds: float = 0.0,
+              **kwargs) -> PendingAttempt:
         """``attempt`` without waiting: the call runs while the scenario goes on. Only for a
         call whose store the scenario does not touch again; so a function that hangs costs
         one call's timeout, not one per case."""
-        return PendingAttempt(self.session.calls.submit(self.attempt, store, *args, then=then, returns=returns, **kwargs))
+        return PendingAttempt(self.session.calls.submit(self.attempt, store, *args, then=then, returns=returns,
+                                                        then_seconds=then_seconds, **kwargs))
 
-    def call(self, store: Store, *args, then: tuple | None = None, returns: str = "value", **kwargs) -> CallResult:
+    def call(self, store: Store, *args, then: tuple | None = None, returns: str = "value", then_seconds: float = 0.0,
+             **kwargs) -> CallResult:
         """Run the learner's function once, in a fresh process, against ``store``.
         ``then=(step, *step_args)``: a sandbox step applied there to what it returned
-        (loading a model it returned runs learner code); ``returns``: "value" (plain data)
-        or "array" (what comes back is read as a NumPy array, ``result.array()``)."""
+        (loading a model it returned runs learner code), which may take ``then_seconds``
+        beyond the learner's own call timeout (starting a server the learner described);
+        ``returns``: "value" (plain data) or "array" (what comes back is read as a NumPy
+        array, ``result.array()``)."""
         if self.source() is None:
             raise LearnerError(f"{self.module}.py is missing from the folder being graded.")
         request = call_request(self.module, self.function, args, kwargs, then=then, returns=returns, **self._where(store))
-        result = self._run(store, request, "learner_call")
+        timeout = self.session.timeout + then_seconds
+        result = self._run(store, request, "learner_call", timeout)
         if result.warnings:
             self.session.note(self.key, result.warnings)
-        outcome = outcome_of(result, self.module, self.function, self.session.timeout)
+        outcome = outcome_of(result, self.module, self.function, timeout)
         if outcome is not None:
             raise outcome
         return result
@@ -272,7 +297,8 @@ class Learner:
         """Run a sandbox step whose processes keep running once it returns (a server it
         starts and waits for), for later calls in the same sandbox to use. It must succeed;
         ``stop()`` ends them, and the session does at its end if no check did."""
-        result = self._run(store, step_request(step, args, kwargs, keep=True, **self._where(store)))
+        request = step_request(step, args, kwargs, keep=True, **self._where(store))
+        result = self._run(store, request, timeout=max(self.session.timeout, GRADER_STEP_TIMEOUT))
         if result.status != Status.OK:
             raise RuntimeError(f"the grader could not start {step.__name__}: {result.status} {result.error}\n{result.output}")
         service = Service(result.value, lambda: self.session.sandbox.release(result.call_id))
@@ -282,7 +308,8 @@ class Learner:
     def prepare(self, store: Store, step: Callable, *args, **kwargs):
         """Run a sandbox step of the grader's set-up (logging models with MLflow's own
         calls); it must succeed. Its plain-data value."""
-        result = self._run(store, step_request(step, args, kwargs, **self._where(store)))  # timed as store preparation
+        request = step_request(step, args, kwargs, **self._where(store))
+        result = self._run(store, request, timeout=max(self.session.timeout, GRADER_STEP_TIMEOUT))  # timed as store preparation
         if result.status != Status.OK:
             raise RuntimeError(f"the grader could not prepare {step.__name__}: {result.status} {result.error}\n{result.output}")
         return result.value

@@ -15,7 +15,24 @@ from grader.core import catalogue
 # Scenarios run in threads, and CPython 3.11 builds AST objects with interpreter-wide state:
 # two parses at once can fail with "SystemError: AST constructor recursion depth mismatch"
 # (python/cpython#106905). One parse at a time, and each module's source parsed once.
-_PARSING = threading.Lock()
+_PARSING = threading.RLock()
+
+
+def one_parse_at_a_time() -> None:
+    """Make every ``ast.parse`` of this process take the lock the grader's own parses take.
+    Others parse too, from any thread: NumPy reads each ``.npy`` header with
+    ``ast.literal_eval`` (a call's array, read while a scenario parses a module)."""
+    if getattr(ast.parse, "one_at_a_time", False):
+        return
+    parse = ast.parse
+
+    @functools.wraps(parse)
+    def locked(*args, **kwargs):
+        with _PARSING:
+            return parse(*args, **kwargs)
+
+    locked.one_at_a_time = True
+    ast.parse = locked
 
 
 @functools.lru_cache(maxsize=32)

@@ -321,7 +321,7 @@ def definitions_only(cells: Iterable[str]) -> str:
 
 
 def write_modules(code: str, origins: list[dict], dest: Path) -> None:
-    """The four ``<module>.py`` files (a notebook is one namespace: each gets all of its code)
+    """The ``<module>.py`` files (a notebook is one namespace: each gets all of its code)
     and ``cells.json``, which lets every message name a line by its cell."""
     dest.mkdir(parents=True, exist_ok=True)
     names = [f"{module.name}.py" for module in catalogue.load().modules]
@@ -331,7 +331,7 @@ def write_modules(code: str, origins: list[dict], dest: Path) -> None:
 
 
 def extract_submission(ipynb: Path, dest: Path) -> None:
-    """Write the four ``<module>.py`` files of a notebook submission into ``dest``, and
+    """Write the ``<module>.py`` files of a notebook submission into ``dest``, and
     ``cells.json`` beside them. Cells are numbered as a person counts them in the notebook:
     from 1, markdown and code cells alike. Nothing of the notebook is executed here."""
     import nbformat

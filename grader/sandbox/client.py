@@ -72,6 +72,9 @@ class Traffic:
 def clean_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The worker's environment: the learner's MLFLOW_* settings are neither read nor passed on."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYTHON"))}
+    # This Python's own commands first (`mlflow`, and the `uvicorn` that `mlflow models serve`
+    # runs): a kit run as venv/bin/pytest, without activating the venv, would not find them.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), *filter(None, env.get("PATH", "").split(os.pathsep))])
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(extra or {})

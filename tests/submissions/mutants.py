@@ -340,4 +340,49 @@ MUTANTS = [
         replace='client.set_registered_model_alias(model_name, "production", registered.version)',
         why="Still thinks in stages and names the alias 'production' instead of 'champion'.",
     ),
+    # ---------------------------------------------------------------- ex05_serving
+    Mutant(
+        id="serving_payload-records",
+        module="ex05_serving",
+        function="serving_payload",
+        find='    split = json.loads(X.to_json(orient="split", index=False))\n'
+             '    return {"dataframe_split": {"columns": split["columns"], "data": split["data"]}}\n',
+        replace='    return {"dataframe_records": json.loads(X.to_json(orient="records"))}\n',
+        why="Sends the rows in the records orientation, one JSON object per row, whose column order is not kept.",
+    ),
+    Mutant(
+        id="score_with_server-ignores-http-errors",
+        module="ex05_serving",
+        function="score_with_server",
+        find="    except urllib.error.HTTPError as error:\n"
+             "        text = error.read().decode(errors=\"replace\")\n",
+        replace="    except urllib.error.HTTPError as error:\n"
+                "        return np.asarray([])  # the server said no: carry on with no predictions\n"
+                "        text = error.read().decode(errors=\"replace\")\n",
+        why="Swallows an HTTP error and returns no predictions instead of raising.",
+    ),
+    Mutant(
+        id="score_with_server-status-without-message",
+        module="ex05_serving",
+        function="score_with_server",
+        find='raise ValueError(f"HTTP {error.code} from the scoring server: {message}") from None',
+        replace='raise ValueError(f"HTTP {error.code} from the scoring server") from None',
+        why="Raises on an error answer but drops the server's message, which says what was wrong.",
+    ),
+    Mutant(
+        id="serve_command-virtualenv",
+        module="ex05_serving",
+        function="serve_command",
+        find=',\n            "--env-manager", "local"]',
+        replace="]",
+        why="Leaves out --env-manager local, so MLflow would first build a virtualenv for the model.",
+    ),
+    Mutant(
+        id="serve_command-all-interfaces",
+        module="ex05_serving",
+        function="serve_command",
+        find='"-h", "127.0.0.1"',
+        replace='"-h", "0.0.0.0"',
+        why="Serves on 0.0.0.0, which opens the model to the whole network.",
+    ),
 ]

@@ -1,0 +1,159 @@
+"""Module 5's servers, seen from outside the grader: while the solutions are graded, every
+process below the grading that listens on a TCP port is found (by its pid, its network
+namespace and what it listens on); afterwards each of them must be gone. Under
+bubblewrap none of them may share this test's network namespace: nothing listened where
+the machine's other programs could reach it."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SEED, grader_args, with_functions
+from grader.core import catalogue
+from grader.core.processes import descendants, proc_stat
+from grader.sandbox import isolation
+from terminal import Terminal, assert_all_end
+
+needs_bwrap = pytest.mark.skipif(not isolation.bwrap_available(), reason="bubblewrap cannot build a sandbox here")
+MODULE_5 = [e for e in catalogue.load().exercises if e.module == "ex05_serving"]
+
+
+def netns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def listening(pid: int) -> list[str]:
+    """``address:port`` of each TCP socket process ``pid`` listens on, read in its own
+    network namespace (/proc/<pid>/net) and matched to its open descriptors."""
+    try:
+        sockets = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    except OSError:
+        return []
+    found = []
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as handle:
+                rows = [line.split() for line in handle.readlines()[1:]]
+        except OSError:
+            continue
+        for row in rows:
+            if row[3] == "0A" and f"socket:[{row[9]}]" in sockets:  # 0A: LISTEN
+                address, port = row[1].split(":")
+                found.append(f"{address}:{int(port, 16)}")
+    return found
+
+
+class ServerWatch:
+    """Polls the processes below ``root`` while it runs, keeping every one that listens."""
+
+    def __init__(self, root: int):
+        self.root, self.seen = root, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        # The grader's own server lives about a second: look often, and keep a process only
+        # once all of it was read (it may end between two reads: then look again).
+        while not self._stop.is_set():
+            for pid in descendants(self.root):
+                if pid in self.seen:
+                    continue
+                ports, space, command = listening(pid), netns(pid), command_of(pid)
+                if ports and space and command:
+                    self.seen[pid] = {"netns": space, "listening": ports, "command": command}
+            time.sleep(0.01)
+
+    def stop(self) -> dict[int, dict]:
+        self._stop.set()
+        self._thread.join()
+        return self.seen
+
+
+def command_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    fields = proc_stat(pid)
+    return fields is not None and fields[0] != b"Z"
+
+
+def watched(command: list[str], cwd: Path = REPO) -> tuple[subprocess.CompletedProcess, dict[int, dict]]:
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watch = ServerWatch(process.pid)
+    output, _ = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(command, process.returncode, output), watch.stop()
+
+
+def assert_servers_gone(seen: dict[int, dict], output: str) -> None:
+    # The grader's model server (forked from the worker) and the learner's (MLflow's CLI
+    # running uvicorn): at least two, or this test proved nothing.
+    assert len(seen) >= 2 and any("uvicorn" in s["command"] for s in seen.values()), (seen, output[-3000:])
+    left = [pid for pid in seen if alive(pid)]
+    assert not left, f"servers left running: {[seen[pid] for pid in left]}"
+
+
+@pytest.mark.parametrize("mode", ["none", pytest.param("bwrap", marks=needs_bwrap)])
+def test_a_self_check_leaves_no_server_and_bwrap_keeps_them_inside(tmp_path, mode):
+    command = [sys.executable, "-m", "pytest",
+               *grader_args(REPO / "solutions", "-k", "ex05", "--isolation", mode, seed=SEED, out=tmp_path / "r.json")]
+    completed, seen = watched(command)
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert_servers_gone(seen, completed.stdout)
+    if mode == "bwrap":
+        ours = netns(os.getpid())
+        assert all(s["netns"] != ours for s in seen.values()), seen
+    else:  # the learner's own machine: on its loopback only (7F000001, little-endian)
+        assert all(port.startswith(("0100007F:", "00000000000000000000000001000000:"))
+                   for s in seen.values() for port in s["listening"]), seen
+
+
+@needs_bwrap
+def test_a_batch_under_bwrap_serves_inside_the_sandbox_and_leaves_nothing(tmp_path):
+    submissions = tmp_path / "submissions"
+    shutil.copytree(REPO / "solutions", submissions / "ada", ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "1",
+               "--seed", str(SEED), "--isolation", "bwrap"]
+    completed, seen = watched(command)
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert "ada,graded,100," in (out / "gradebook.csv").read_text(), (out / "gradebook.csv").read_text()
+    assert_servers_gone(seen, completed.stdout)
+    ours = netns(os.getpid())
+    assert all(s["netns"] != ours for s in seen.values()), seen
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_watch_serves_and_quits_leaving_no_server(tmp_path):
+    """`watch` on a folder whose Module 5 is done, in a terminal: its verdicts, then q."""
+    folder = with_functions(tmp_path / "learner", {(e.module, e.function): None for e in MODULE_5})
+    command = [sys.executable, "-m", "grader", "watch", "--target", str(folder), "--seed", str(SEED)]
+    terminal = Terminal(command, {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    try:
+        watch = ServerWatch(terminal.pid)
+        screen = terminal.wait_for(*(f"{e.function}" for e in MODULE_5), "checked ")
+        screen = terminal.wait_for(f"{len(MODULE_5)}/{len(catalogue.load().exercises)} done")
+        for exercise in MODULE_5:
+            assert f"passed         {exercise.points}/{exercise.points}" in next(
+                line for line in screen.splitlines() if f" {exercise.function} " in line), screen
+        pids = terminal.processes()
+        terminal.keys("q")
+        terminal.wait_for("Stopped watching")
+        assert_all_end(terminal, pids)
+        assert_servers_gone(watch.stop(), screen)
+    finally:
+        terminal.close()
