@@ -22,11 +22,10 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
-from grader.core import catalogue
+from grader.core import catalogue, files
 from grader.core.board import Board
 from grader.core.options import grading_args, new_seed
 from grader.core.places import Places
@@ -196,7 +195,7 @@ def start_grading() -> None:
 
 def _close_host(host: Host, root: Path) -> None:
     host.stop()  # the kernel is ending, and with it every check: nothing there to wait for
-    shutil.rmtree(root, ignore_errors=True)
+    files.remove_tree(root)
 
 
 def _summary_lines(stdout: str) -> list[str]:

@@ -14,7 +14,6 @@ import gc
 import json
 import logging
 import os
-import shutil
 import tempfile
 import time
 import warnings
@@ -33,13 +32,14 @@ speedups.one_blas_thread()  # before anything imports NumPy
 # Light imports only up to pytest_configure, which starts the learner-side worker: its
 # imports of MLflow and scikit-learn then overlap with the grader's own.
 from grader import KIT_ROOT  # noqa: E402
-from grader.core import board, catalogue, options, summary  # noqa: E402
+from grader.core import board, catalogue, files, options, summary  # noqa: E402
 from grader.core.outcomes import BrokenModule, LearnerOutcome  # noqa: E402
 from grader.core.places import Places, grader_made  # noqa: E402
 from grader.core.results import CheckResult, Grade  # noqa: E402
 from grader.core.source import anything_attempted, fingerprints, one_parse_at_a_time  # noqa: E402
 from grader.core.store import scratch_parent, template_path  # noqa: E402
 from grader.core.submission import TargetError, copy_sources, resolve_target  # noqa: E402
+from grader.core.text import shown  # noqa: E402
 from grader.sandbox import isolation  # noqa: E402
 from grader.sandbox.client import LentWorker, Sandbox  # noqa: E402
 
@@ -301,15 +301,15 @@ def _plain_message(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
     """(status, message) for a failed check, in words a learner understands."""
     error = excinfo.value
     if isinstance(error, LearnerOutcome):
-        return error.status, str(error)
+        return error.status, shown(str(error))
     if isinstance(error, AssertionError):
         # pytest appends its own explanation after the message; the message is enough.
-        return "failed", str(error).split("\nassert ")[0].strip() or "a check failed"
-    return "error", f"the grader hit an internal error ({type(error).__name__}: {error}); rerun with --tb=short to see where"
+        return "failed", shown(str(error).split("\nassert ")[0].strip() or "a check failed")
+    return "error", shown(f"the grader hit an internal error ({type(error).__name__}: {error}); rerun with --tb=short to see where")
 
 
 def _scrubbed(places: Places, problem: dict) -> dict:
-    return {k: places.scrub(v) if isinstance(v, str) else v for k, v in problem.items()}
+    return {k: shown(places.scrub(v)) if isinstance(v, str) else v for k, v in problem.items()}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -334,7 +334,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def _grade(run: GradingRun) -> Grade:
     places, session = run.places, run.session
-    notes = {key: [places.scrub(n) for n in said] for key, said in session.notes.items()} if session else {}
+    notes = {key: [shown(places.scrub(n)) for n in said] for key, said in session.notes.items()} if session else {}
     return Grade(catalogue.load(), run.checks, run.seed, time.monotonic() - run.started, broken=run.broken, notes=notes)
 
 
@@ -391,15 +391,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = config.getoption("grade_json")
     if path:
         Path(config.invocation_params.dir, path).write_text(json.dumps(_results(config), indent=2))
-    if run.checks and _keeps_progress(config):
-        board.save(run.target, _board(config))
+    if run.checks:  # now, while the copy of the learner's files is there (the summary comes after)
+        known = _board(config)
+        if _keeps_progress(config):
+            board.save(run.target, known)
     if run.session is not None:
         run.session.close()
     _stop_tracking_server(run)  # once no scenario talks to it, before its folder goes
     if run.setup is not None:
         run.setup.sandbox.close()
-        shutil.rmtree(run.setup.private, ignore_errors=True)
+        files.remove_tree(run.setup.private)
         if not config.getoption("keep_stores"):
-            shutil.rmtree(run.setup.scratch, ignore_errors=True)
+            files.remove_tree(run.setup.scratch)  # learner code filled it: any depth, no link followed
     os.environ.update(run.saved_env)
     gc.freeze()  # what the session made dies with the process: no need to collect it first

@@ -113,6 +113,23 @@ def with_functions(folder: Path, code: dict[tuple[str, str], str | None], base: 
     return folder
 
 
+def deep_tree(top: Path, outside: Path, depth: int = 5000) -> None:
+    """``depth`` folders below ``top``, with links to ``outside`` (a folder and a file) on the way."""
+    top.mkdir(parents=True, exist_ok=True)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    for level in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = below
+        if level % 1000 == 0:
+            os.symlink(outside, "folder-link", dir_fd=fd)
+            os.symlink(outside / "kept.txt", "file-link", dir_fd=fd)
+            with os.fdopen(os.open("file", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as handle:
+                handle.write("x")
+    os.close(fd)
+
+
 def scoring_processes(root: int) -> list[int]:
     """The scoring processes grading a learner below process ``root`` now: a grading host
     forks one per learner, working in the learner's private copy (learner-*)."""

@@ -19,13 +19,14 @@ import subprocess
 import sys
 import sysconfig
 import uuid
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, grade, plant
+from conftest import REPO, SEED, deep_tree, grade, plant
 from grader.core import catalogue
 from grader.core.store import StoreFactory
 from grader.sandbox import isolation
@@ -45,9 +46,16 @@ EXPECTED = {
     "renices_its_worker": ZERO,
     "reforks_past_the_sweep": ZERO,
     "fills_memory_and_files": ZERO,
+    "deep_tree": ZERO,
+    "kernel_calls": ZERO,
+    "loud_message": ZERO,
+    "fills_inodes": ZERO,
     # Rows written with sqlite3 are what MLflow would have written: accepted, as the issue notes.
     "raw_sqlite_log_run": {**ZERO, "ex01_tracking.log_run": FULL_MARKS["ex01_tracking.log_run"]},
 }
+# Handed in as a .zip that nests a module thousands of folders deep: no code runs at all.
+DEEP_ZIP = "deep_zip"
+DEEP_ZIP_FOLDERS = 2000
 pytestmark = pytest.mark.skipif(not isolation.bwrap_available(), reason="the attacks target the bubblewrap sandbox")
 
 
@@ -66,12 +74,23 @@ class Batch:
         return (self.out / learner / "feedback.md").read_text()
 
 
+ATTACKERS = sorted([*EXPECTED, DEEP_ZIP])
+
+
 def attacker(name: str) -> str:
-    return f"{sorted(EXPECTED).index(name):02d}-attack-{name}"
+    return f"{ATTACKERS.index(name):02d}-attack-{name}"
 
 
 def honest(name: str) -> str:
-    return f"{sorted(EXPECTED).index(name):02d}-honest"
+    return f"{ATTACKERS.index(name):02d}-honest"
+
+
+def deep_zip(archive: Path) -> None:
+    """The stubs, and a copy of one module thousands of folders down."""
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for module in sorted((REPO / "exercises").glob("*.py")):
+            bundle.write(module, module.name)
+        bundle.writestr("d/" * DEEP_ZIP_FOLDERS + "ex01_tracking.py", "raise SystemExit('never imported')\n")
 
 
 def run_batch(tmp: Path, attacks: list[str], *, prefix: list[str] = ()) -> Batch:
@@ -82,7 +101,11 @@ def run_batch(tmp: Path, attacks: list[str], *, prefix: list[str] = ()) -> Batch
     fill = {"@MARK@": MARK, "@CANARY@": str(canary), "@SOLUTION@": str(REPO / "solutions" / "ex01_tracking.py"),
             "@GRADEBOOK@": str(out / "gradebook.csv"), "@PTH@": str(PTH), "@SHM_KEY@": str(SHM_KEY)}
     for name in attacks:  # attacker, honest, attacker, honest...
-        plant(ATTACKS / f"{name}.py", submissions / attacker(name), fill)
+        if name == DEEP_ZIP:
+            submissions.mkdir(parents=True, exist_ok=True)
+            deep_zip(submissions / f"{attacker(name)}.zip")
+        else:
+            plant(ATTACKS / f"{name}.py", submissions / attacker(name), fill)
         plant(ATTACKS / "honest_snoop.py", submissions / honest(name), fill)
     # The batch's folders go in a folder of this test's, in shared memory as by default.
     shm_folder = Path("/dev/shm") / f"attacks-{uuid.uuid4().hex[:8]}"
@@ -111,7 +134,7 @@ def tidy(batch: Batch) -> None:
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory) -> Batch:
-    batch = run_batch(tmp_path_factory.mktemp("attacks"), sorted(EXPECTED))
+    batch = run_batch(tmp_path_factory.mktemp("attacks"), ATTACKERS)
     yield batch
     tidy(batch)
 
@@ -142,17 +165,21 @@ def _marked_processes() -> list[int]:
 
 
 def test_every_learner_gets_a_row_and_the_sandbox_is_recorded(batch):
-    expected = {attacker(n) for n in EXPECTED} | {honest(n) for n in EXPECTED}
+    expected = {attacker(n) for n in ATTACKERS} | {honest(n) for n in ATTACKERS}
     assert set(batch.rows) == expected, f"rows: {sorted(batch.rows)}\n{batch.stderr[-3000:]}"
-    for learner in batch.rows:
+    for learner in set(batch.rows) - {attacker(DEEP_ZIP)}:  # that one is refused before it reaches a sandbox
         extra = batch.results(learner)["extra_data"]
         assert extra["isolation"] == "bwrap" and extra["sandbox"]["mode"] == "bwrap", (learner, extra)
         assert extra["sandbox"]["fresh_per_learner"] is True, extra["sandbox"]
-        if os.geteuid() == 0:  # a root host separates users, and finds cgroups on these machines
+        if os.geteuid() == 0:  # a root host separates users, caps the scratch, and finds cgroups on these machines
             assert extra["sandbox"]["uid"] == "separate" and extra["sandbox"]["cgroup"] != "none", extra["sandbox"]
+            assert extra["sandbox"]["scratch_inodes"] == isolation.SCRATCH_INODES, extra["sandbox"]
+        if extra["sandbox"]["seccomp"] is not None:
+            assert {"add_key", "keyctl", "unshare", "mount", "bpf", "ptrace"} <= set(extra["sandbox"]["seccomp"])
+    assert (batch.out / "report.html").is_file(), batch.stderr[-3000:]
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", ATTACKERS)
 def test_the_honest_learner_after_each_attack_is_graded_as_alone(batch, honest_reference, name):
     row = batch.rows[honest(name)]
     reference = {key: e["score"] for key, e in honest_reference["extra_data"]["exercises"].items()}
@@ -166,6 +193,45 @@ def test_each_attacker_earns_what_its_functions_earn(batch, name):
     row = batch.rows[attacker(name)]
     assert row["status"] == "graded", f"{name}: {row}\n{batch.feedback(attacker(name))[:3000]}"
     assert scores(row) == EXPECTED[name], f"{name}: {scores(row)}\n{batch.feedback(attacker(name))[:3000]}"
+
+
+def test_a_zip_nesting_too_deep_is_an_error_row_that_says_so(batch):
+    row = batch.rows[attacker(DEEP_ZIP)]
+    assert row["status"] == "error" and f"{DEEP_ZIP_FOLDERS} folders deep, more than" in row["reason"], row
+
+
+def test_the_kernel_refuses_what_no_grader_needs(batch):
+    """Each call of kernel_calls.py, made by real learner code, answered EPERM (seccomp)."""
+    facts = batch.results(attacker("kernel_calls"))["extra_data"]["sandbox"]
+    if facts["seccomp"] is None:
+        pytest.skip(f"no seccomp filter here: {facts.get('notes')}")
+    said = batch.feedback(attacker("kernel_calls"))
+    if "not x86_64" in said:
+        pytest.skip("the attack's system call numbers are x86_64's")
+    calls = ("add_key", "keyctl", "request_key", "unshare(user)", "unshare(mount)", "clone(user)", "mount", "setns",
+             "bpf", "ptrace", "perf_event_open")
+    assert all(f"{call}=Operation not permitted" in said for call in calls), said
+
+
+def test_learner_text_reaches_no_file_or_terminal_raw_and_is_capped(batch):
+    raw = ("\x1b", "\x07", "\u202e")
+    for path in batch.out.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert not any(c in text for c in raw), f"a control character reached {path}"
+    assert not any(c in batch.stderr for c in raw), "a control character reached the console"
+    feedback = batch.feedback(attacker("loud_message"))
+    assert "\\x1b[2J\\x1b[H\\x1b]0;" in feedback and "\\u202e" in feedback, feedback[:3000]
+    assert "characters in all)" in feedback and len(feedback) < 64_000, len(feedback)
+    assert (batch.out / attacker("loud_message") / "results.json").stat().st_size < 200_000
+
+
+def test_a_learner_that_fills_its_scratch_with_files_is_stopped_and_told(batch):
+    facts = batch.results(attacker("fills_inodes"))["extra_data"]["sandbox"]
+    if facts["scratch_inodes"] is None:
+        pytest.skip("the scratch is not capped here (the batch does not run as root)")
+    feedback = batch.feedback(attacker("fills_inodes"))
+    assert "No space left on device" in feedback and "filled the space" in feedback, feedback[:3000]
 
 
 def test_no_link_leads_the_grader_to_a_host_file(batch):
@@ -252,3 +318,27 @@ def test_a_store_put_back_never_follows_a_link(tmp_path):
         assert db.execute("SELECT count(*) FROM experiments").fetchone() == (1,)
     assert sorted(p.name for p in store.root.iterdir()) == ["mlflow.db"]
     assert not list((tmp_path / "private").iterdir()), "the copy put back stayed behind"
+
+
+def test_a_killed_batchs_deep_leftovers_do_not_stop_the_next_batch(tmp_path):
+    """What a batch killed mid-learner left in TMPDIR (a learner's tree 5000 deep, links in
+    it) is swept by the next batch, which grades as usual."""
+    place = tmp_path / "tmp"
+    leftover = place / "mlflow-kit-batch-killed01"
+    (leftover / "slot-0" / "learner-0").mkdir(parents=True)
+    (leftover / "batch.lock").touch()  # no live batch holds its lock
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    kept = outside / "kept.txt"
+    kept.write_text(CANARY_TEXT)
+    deep_tree(leftover / "slot-0" / "learner-0", outside)
+    submissions = tmp_path / "submissions"
+    shutil.copytree(REPO / "exercises", submissions / "ada", ignore=shutil.ignore_patterns("__pycache__"))
+    completed = subprocess.run(
+        [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(tmp_path / "out"), "--workers", "1",
+         "--seed", str(SEED), "--isolation", "bwrap"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(place)})
+    assert completed.returncode == 0, completed.stderr[-3000:]  # every learner graded
+    assert (tmp_path / "out" / "report.html").is_file(), completed.stderr[-3000:]
+    assert not list(place.iterdir()), list(place.iterdir())
+    assert kept.read_text() == CANARY_TEXT

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from distributed import Client
 
-from conftest import REPO, scoring_processes
+from conftest import REPO, plant, scoring_processes
 from grader.batch.dask_engine import PLUGIN_PREFIX, plugins_and_clients
 from grader.core.processes import descendants
 from test_batch_runs import SEED, batch, notebook, read_rows, solution_code, solved
@@ -287,3 +287,30 @@ def wait_until(condition, running: subprocess.Popen) -> None:
     while not condition():
         assert running.poll() is None and time.monotonic() < deadline, running.communicate()[1][-3000:]
         time.sleep(0.05)
+
+
+def test_a_learner_who_leaves_a_deep_tree_costs_no_one_on_a_local_cluster(tmp_path):
+    """A learner whose code leaves trees 5000 folders deep (links in them) and a message of
+    4 MB full of escape sequences, before honest learners, on `--dask local:2`: every row
+    is written within the batch's limits, the honest ones at their marks, and nothing is
+    left in TMPDIR."""
+    attacks = Path(__file__).resolve().parent / "submissions" / "attacks"
+    submissions, out, place = tmp_path / "in", tmp_path / "out", tmp_path / "tmp"
+    place.mkdir()
+    canary = tmp_path / "canary.txt"
+    canary.write_text("canary")
+    fill = {"@MARK@": "dask-attack", "@CANARY@": str(canary)}
+    plant(attacks / "deep_tree.py", submissions / "a-deep", fill)
+    plant(attacks / "loud_message.py", submissions / "b-loud", fill)
+    for name in ("c-honest", "d-honest"):
+        solved(submissions / name, {"get_or_create_experiment"})
+    started = time.monotonic()
+    completed = batch(submissions, out, "--dask", "local:2", "--timeout", "300", env={"TMPDIR": str(place)})
+    rows = read_rows(out / "gradebook.csv")
+    assert set(rows) == {"a-deep", "b-loud", "c-honest", "d-honest"}, completed.stderr[-3000:]
+    assert all(rows[name]["status"] == "graded" for name in rows), rows
+    assert all(rows[name]["ex01_tracking.get_or_create_experiment"] == "6" for name in ("c-honest", "d-honest")), rows
+    assert (out / "report.html").is_file() and time.monotonic() - started < 300
+    assert "\x1b" not in (out / "b-loud" / "feedback.md").read_text() + completed.stderr
+    assert not list(place.iterdir()), list(place.rglob("*"))[:10]
+    assert canary.read_text() == "canary"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, SUBMISSIONS, grade, snapshot
+from conftest import FUNCTIONS, REPO, SUBMISSIONS, grade, snapshot
 from grader.core import catalogue
 
 
@@ -68,3 +68,11 @@ def test_same_seed_same_result_and_nothing_written(tmp_path):
     assert first.results["tests"] == second.results["tests"]
     assert "seed 99" in first.output
     assert (snapshot(folder), snapshot(workdir)) == before
+
+
+def test_a_sandboxed_grading_counts_the_whole_kit_from_the_learners_code(tmp_path):
+    """With --isolation limits (or bwrap) the copy of the learner's files goes with the
+    grading's scratch: the board's count is made before, not from a folder already gone."""
+    graded = grade(REPO / "solutions", "-k", "log_run", "--isolation", "limits", out=tmp_path / "r.json")
+    points = catalogue.load().exercise("ex01_tracking", "log_run").points
+    assert graded.results["score"] == points and f"the whole kit: 1/{FUNCTIONS} done" in graded.output, graded.output[-2000:]

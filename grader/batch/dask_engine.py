@@ -48,6 +48,9 @@ CONNECT_SECONDS = 30
 WAIT_FOR_SLOTS_SECONDS = 60
 SLOTS_REFRESH_SECONDS = 5.0
 POLL_SECONDS = 0.05
+# A learner's task the client has not heard back from this long after its grading could
+# have started (the one ahead of it in its slot done) is given up: an error row, and on.
+DEADLINE_MARGIN_SECONDS = 120
 PLUGIN_PREFIX = "mlflow-kit-grading-hosts-"  # and the batch's client id
 KIT_NEEDED = "the scheduler and every Dask worker need the kit installed, on their PYTHONPATH"
 # Run in each Dask worker process of a LocalCluster: Ctrl-C in the terminal reaches the whole
@@ -117,7 +120,11 @@ def grade_on_dask_worker(packed: Packed, settings: GradingSettings, plugin_name:
     if plugin is None or getattr(plugin, "hosts", None) is None:
         raise DaskWorkerUnfit(getattr(plugin, "problem", None) or "its grading hosts did not start")
     if not plugin.stop.is_set():
-        outcome = grade_packed(packed, settings, plugin.work_root, plugin.hosts, plugin.stop)
+        try:
+            outcome = grade_packed(packed, settings, plugin.work_root, plugin.hosts, plugin.stop)
+        except Exception as error:  # noqa: BLE001 - a value, not an exception the client must unpickle
+            reason = f"the Dask worker could not grade it ({type(error).__name__}: {str(error)[:500]})"
+            outcome = GradingOutcome(error_row(packed.learner, reason, settings), None, "", None, HostReply(None, reason=reason))
         if not plugin.stop.is_set():
             return outcome
     # The hosts were ended under this grading: the Dask worker is closing (or the batch is
@@ -232,19 +239,29 @@ class DaskEngine:
         then the tasks are cancelled and the gradings in progress dropped."""
         waiting = iter(enumerate(todo))
         in_flight: dict[distributed.Future, Submission] = {}
+        deadlines: dict[distributed.Future, float] = {}
         completed = distributed.as_completed(loop=self.client.loop)
         window = _Window(self.slots, self._grading_slots)
+        # Tasks wait their turn behind at most TASKS_IN_FLIGHT_PER_SLOT - 1 others of their slot.
+        allowed = TASKS_IN_FLIGHT_PER_SLOT * (self.settings.timeout + DEADLINE_MARGIN_SECONDS)
         try:
             while True:
                 while len(in_flight) < window.size() and (item := next(waiting, None)):
                     future = self._submit(*item)
-                    in_flight[future] = item[1]
+                    in_flight[future], deadlines[future] = item[1], time.monotonic() + allowed
                     completed.add(future)
                 if not in_flight or stop.is_set():
                     return
                 for future in completed.next_batch(block=False):
-                    submission = in_flight.pop(future)
-                    yield submission, self._outcome(future, submission)
+                    deadlines.pop(future, None)
+                    if (submission := in_flight.pop(future, None)) is not None:
+                        yield submission, self._outcome(future, submission)
+                for future in [f for f, deadline in deadlines.items() if deadline < time.monotonic()]:
+                    submission, _ = in_flight.pop(future), deadlines.pop(future)
+                    self.client.cancel([future], force=True)
+                    reason = f"the Dask cluster did not hand back its grading within {allowed:g} s"
+                    yield submission, GradingOutcome(error_row(submission.learner, reason, self.settings), None, "", None,
+                                                     HostReply(None, reason=reason))
                 time.sleep(POLL_SECONDS)
         finally:
             if in_flight:

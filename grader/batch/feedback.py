@@ -13,9 +13,9 @@ import re
 
 from grader.batch.collect import Source
 from grader.batch.gradebook import Row
-from grader.batch.outputs import printable
 from grader.core import catalogue
 from grader.core.summary import MARKS, WORDS
+from grader.core.text import printable, visible
 
 
 def _longest_backtick_run(text: str) -> int:
@@ -33,8 +33,9 @@ def code_span(text: str) -> str:
 def code_block(text: str) -> list[str]:
     """``text`` as a fenced block, whatever it holds (a block at the top level: inside a
     list item, a less indented line would end it)."""
+    text = visible(text)  # no escape sequence reaches the terminal that shows the file
     fence = "`" * max(3, _longest_backtick_run(text) + 1)
-    return ["", fence, *text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), fence, ""]
+    return ["", fence, *text.split("\n"), fence, ""]
 
 
 def _file_name(source: Source, module: str) -> str:

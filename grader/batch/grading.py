@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -22,11 +21,13 @@ from pathlib import Path
 
 from grader.batch.collect import Packed, Source, SubmissionError, unpack
 from grader.batch.gradebook import Row
-from grader.core import catalogue
+from grader.core import catalogue, files
 from grader.core.options import grading_args
+from grader.core.text import shown, visible
 from grader.host.client import HostPool, HostReply
 
 LOG_TAIL_CHARS = 20_000
+REASON_CHARS = 1000  # a row's reason: a cell of the gradebook
 # Environment variables the grading may see; everything else (tokens, cloud keys, the
 # instructor's MLFLOW_* settings) stays behind.
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "XDG_CACHE_HOME", "TZ")
@@ -98,8 +99,9 @@ def _grade_once(packed: Packed, settings: GradingSettings, work_root: Path, host
     except Exception as error:  # one learner's surprise must not end the batch
         row = error_row(packed.learner, f"the batch could not grade it ({type(error).__name__}: {error})", settings)
     finally:
-        shutil.rmtree(private, ignore_errors=True)
-    row.reason, log = _scrubbed(row.reason, private, work_root), _scrubbed(log, private, work_root)
+        files.remove_tree(private)
+    row.reason = shown(_scrubbed(row.reason, private, work_root), REASON_CHARS)
+    log = visible(_scrubbed(log, private, work_root))
     return GradingOutcome(row, results, log, source, reply)
 
 
@@ -168,7 +170,7 @@ def row_for(learner: str, reply: HostReply, results: dict | None, log: str, sett
 
 
 def error_row(learner: str, reason: str, settings: GradingSettings) -> Row:
-    return Row(learner, "error", max_score=catalogue.load().points, seed=settings.seed, reason=reason)
+    return Row(learner, "error", max_score=catalogue.load().points, seed=settings.seed, reason=shown(reason, REASON_CHARS))
 
 
 def _scrubbed(text: str, private: Path, work_root: Path) -> str:

@@ -14,15 +14,14 @@ import stat
 import unicodedata
 from pathlib import Path
 
+from grader.core.text import HIDDEN_CATEGORIES
+
 GRADEBOOK = "gradebook.csv"
 REPORT = "report.html"
 EXPORTS = {"canvas": "canvas.csv", "moodle": "moodle.csv"}
 FEEDBACK, RESULTS, LOG, FACTS = "feedback.md", "results.json", "grading.log", "batch.json"
 RESERVED = {GRADEBOOK, REPORT, *EXPORTS.values()}
 MAX_NAME_CHARS = 100
-# Unicode categories that print nothing or move text around: controls, format characters
-# (bidirectional overrides among them), line and paragraph separators, surrogates.
-HIDDEN_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 # A spreadsheet reads a cell starting with these as a formula (sheets.py neutralises such
 # cells with a leading "'", so a name may not start with that either).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -47,12 +46,6 @@ def name_problem(name: str) -> str | None:
     if name.startswith((*FORMULA_STARTS, "'")):
         return f"the submission's name starts with {name[0]!r}, which a spreadsheet reads as a formula"
     return None
-
-
-def printable(text: str) -> str:
-    """``text`` with every invisible or control character shown as \ufffd: a learner's name
-    printed to a terminal or put in a Markdown line must not move the cursor or end the line."""
-    return "".join("\ufffd" if unicodedata.category(c) in HIDDEN_CATEGORIES else c for c in text)
 
 
 def replace_file(path: Path, text: str) -> None:

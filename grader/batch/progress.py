@@ -5,7 +5,7 @@ import sys
 import time
 
 from grader.batch.gradebook import Row
-from grader.batch.outputs import printable
+from grader.core.text import printable
 
 WIDTH = 30
 

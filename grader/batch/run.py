@@ -21,10 +21,11 @@ from grader.batch import feedback, report
 from grader.batch.collect import Submission, collect
 from grader.batch.gradebook import Gradebook, Row, columns
 from grader.batch.grading import EngineError, GradingOutcome, GradingSettings, error_row
-from grader.batch.outputs import FACTS, FEEDBACK, GRADEBOOK, LOG, RESULTS, OutputError, printable, write_learner_files
+from grader.batch.outputs import FACTS, FEEDBACK, GRADEBOOK, LOG, RESULTS, OutputError, write_learner_files
 from grader.batch.progress import Progress
 from grader.batch.roster import Roster, same_name
 from grader.core import catalogue
+from grader.core.text import printable, visible
 from grader.sandbox.protocol import Exit
 
 
@@ -87,7 +88,7 @@ def _learner_files(outcome: GradingOutcome, settings: GradingSettings) -> dict[s
              "isolation": results["extra_data"].get("isolation"), "sandbox": results["extra_data"].get("sandbox")}
     return {RESULTS: json.dumps(results, indent=2),
             FEEDBACK: feedback.render(row, results if row.status == "graded" else None, outcome.source),
-            LOG: outcome.log or row.reason + "\n", FACTS: json.dumps(facts)}
+            LOG: visible(outcome.log or row.reason + "\n"), FACTS: json.dumps(facts)}
 
 
 def _student(roster: Roster | None, learner: str) -> dict[str, str]:

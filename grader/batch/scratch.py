@@ -10,13 +10,14 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
 import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from grader.core import files
 
 PREFIX = "mlflow-kit-batch-"
 LOCK = "batch.lock"
@@ -37,7 +38,7 @@ def batch_folder(parent: str | None) -> Iterator[Path]:
     try:
         yield folder
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        files.remove_tree(folder)
         os.close(lock)
 
 
@@ -46,7 +47,7 @@ def sweep(place: Path) -> list[Path]:
     removed = []
     for candidate in place.glob(PREFIX + "*"):
         if _abandoned(candidate):
-            shutil.rmtree(candidate, ignore_errors=True)
+            files.remove_tree(candidate)
             removed.append(candidate)
     return removed
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import shutil
 import stat
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -157,20 +156,115 @@ def open_folder(root: Path, path: Path | str | None = None) -> int:
     return open_beneath(root, path, os.O_PATH | os.O_DIRECTORY)
 
 
-def remove(folder_fd: int, name: str) -> None:
-    """Remove an entry of a folder (held open), a whole tree if it is a folder; links are
-    removed, never followed."""
+def remove(folder_fd: int, name: str) -> bool:
+    """Remove an entry of a folder (held open), a whole tree if it is a folder, at any
+    depth; links are removed, never followed. Never raises: True when it is gone."""
     try:
-        info = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(info.st_mode):
-        shutil.rmtree(name, dir_fd=folder_fd, ignore_errors=True)  # fd-based: never follows a link
-    else:
+        return _remove_entry(folder_fd, name)
+    except OSError:
+        return False
+
+
+def remove_tree(path: Path | str) -> bool:
+    """Remove ``path`` and all below it: a tree learner code or a submission may have
+    filled (thousands of levels deep, links anywhere, folders it made unreadable). The
+    folders leading to ``path`` are the grader's; from ``path`` on no link is followed.
+    Never raises (one learner's leftovers must not end a host or a batch): True when
+    nothing is left. ``shutil.rmtree`` recurses, and a deep tree ends it in a
+    RecursionError, which ``ignore_errors`` does not catch."""
+    path = Path(path)
+    try:
+        parent = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return not os.path.lexists(path)
+    try:
+        return remove(parent, path.name)
+    finally:
+        os.close(parent)
+
+
+_TREE_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _remove_entry(parent: int, name: str) -> bool:
+    """Depth-first with one folder open at a time: down by name (never through a link),
+    back up through "..", checked to be the folder we came from. The names still to visit
+    are kept per level, so a wide folder is listed once."""
+    here = _open_tree_folder(parent, name)
+    if here is None:
+        return True  # gone, or a file or link: removed
+    levels = [[name, os.fstat(here), None]]  # per level: its name in its parent, its stat, subfolders left
+    try:
+        while levels:
+            level = levels[-1]
+            if level[2] is None:
+                level[2] = _empty_of_files(here)
+            if level[2]:
+                name = level[2].pop()
+                child = _open_tree_folder(here, name)
+                if child is not None:
+                    os.close(here)
+                    here = child
+                    levels.append([name, os.fstat(child), None])
+                continue
+            levels.pop()
+            up = os.open("..", _TREE_FOLDER, dir_fd=here) if levels else parent
+            if levels and not os.path.samestat(os.fstat(up), levels[-1][1]):
+                os.close(up)
+                return False  # the tree was moved while it was being removed: stop there
+            os.close(here)
+            here = up
+            os.rmdir(level[0], dir_fd=here)
+        return True
+    finally:
+        if here != parent:
+            os.close(here)
+
+
+def _open_tree_folder(parent: int, name: str) -> int | None:
+    """A folder of the tree, opened for listing; None when ``name`` was not a folder (then
+    it is unlinked) or is gone. A folder learner code made unreadable is made readable."""
+    for attempt in range(2):
         try:
-            os.unlink(name, dir_fd=folder_fd)
+            return os.open(name, _TREE_FOLDER, dir_fd=parent)
         except FileNotFoundError:
-            pass
+            return None
+        except OSError as error:
+            if error.errno in (errno.ENOTDIR, errno.ELOOP):
+                _unlink(parent, name)
+                return None
+            if error.errno != errno.EACCES or attempt:
+                raise
+            _make_ours(parent, name)
+    return None
+
+
+def _make_ours(parent: int, name: str) -> None:
+    """rwx for the owner on a folder (through a descriptor of it: no link followed)."""
+    handle = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        os.chmod(f"/proc/self/fd/{handle}", 0o700)
+    finally:
+        os.close(handle)
+
+
+def _empty_of_files(folder: int) -> list[str]:
+    """Unlink everything in ``folder`` that is not a folder; its subfolders' names."""
+    folders = []
+    with os.scandir(folder) as listing:
+        for entry in listing:
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.name)
+            else:
+                _unlink(folder, entry.name)
+    return folders
+
+
+def _unlink(folder: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=folder)
+    except FileNotFoundError:
+        pass
 
 
 def entries(root: Path, path: Path | str | None = None, files_only: bool = False) -> Iterator[str]:

@@ -60,6 +60,10 @@ KNOWN_ERRORS = (
      'Since MLflow 3.14 scikit-learn models are saved with skops, which refuses tree models such as a random '
      'forest: pass serialization_format="cloudpickle" to mlflow.sklearn.log_model (or save_model), as the '
      "docstring says."),
+    (re.compile(r"No space left on device|Disk quota exceeded"),
+     "The code filled the space a learner's code is given (its folder and /tmp are capped in bytes and in "
+     "files; results.json's extra_data.sandbox says how much): a function of the lesson writes a few files, "
+     "not thousands."),
 )
 
 
@@ -86,7 +90,7 @@ def outcome_of(result: CallResult, module: str, function: str, timeout: float) -
             f"(an endless loop, or waiting for something that never comes?).{output}"
         )
     if result.status == Status.CRASHED:
-        return LearnerError(f"{where} crashed: {result.error}.{output}")
+        return LearnerError(f"{where} crashed: {result.error}.{output}{advice_for(output)}")
     if result.status == Status.BAD_RETURN:
         instead = RETURN_INSTEAD.get(result.type or "")
         if instead:

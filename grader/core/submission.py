@@ -159,6 +159,9 @@ def _check_members(members: list[zipfile.ZipInfo]) -> None:
             raise SubmissionError(f"the .zip holds a path that climbs out of its folder: {member.filename!r}")
         if stat.S_ISLNK(member.external_attr >> 16):
             raise SubmissionError(f"the .zip holds a symbolic link: {member.filename!r}")
+        if len(path.parts) - 1 > MAX_FOLDER_DEPTH:
+            raise SubmissionError(f"the .zip nests a file {len(path.parts) - 1} folders deep, more than "
+                                  f"{MAX_FOLDER_DEPTH}: {member.filename[:80]!r}…")
 
 
 def extract_notebook(notebook: Path, destination: Path, time_limit: float, stop: threading.Event) -> None:

@@ -15,6 +15,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from grader.core import files
 from grader.core.processes import descendants, kill
 from grader.sandbox.protocol import GRADED
 
@@ -61,6 +62,9 @@ class Host:
         self._start()
 
     def _start(self) -> None:
+        if self.process is not None:  # a host died under a learner: nothing it left may meet the next
+            for entry in self.root.iterdir():
+                files.remove_tree(entry)
         with open(self.root.parent / f"{self.root.name}.log", "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-I", str(HOST), str(self.root), self.isolation, str(self.call_timeout)],

@@ -200,6 +200,18 @@ def grade(request: dict, slot: Slot) -> HostReply:
                      reason=_why_not_graded(code, timed_out))
 
 
+def grade_or_say_why(request: dict, slot: Slot) -> HostReply:
+    """A grading; a surprise in it (in the clean-up after a learner, say) is that
+    learner's reply, and the slot starts the next one afresh, never the host's end."""
+    try:
+        return grade(request, slot)
+    except Exception as error:  # noqa: BLE001 - one learner's surprise must not end the host
+        kill_all_below(os.getpid())
+        slot.stop()
+        slot.empty()
+        return HostReply(None, sandbox=slot.facts, reason=f"the grading host failed after it ({type(error).__name__}: {error})")
+
+
 def _why_not_graded(code: int | None, timed_out: bool) -> str | None:
     if timed_out:
         return "the grading ran past its time limit and was stopped"
@@ -247,8 +259,7 @@ def main(argv: list[str]) -> int:
     try:
         for line in sys.stdin:
             if line.strip():
-                reply = grade(json.loads(line), slot)
-                os.write(replies, (reply.to_json() + "\n").encode())
+                os.write(replies, (grade_or_say_why(json.loads(line), slot).to_json() + "\n").encode())
     finally:
         slot.stop()
         kill_all_below(os.getpid())

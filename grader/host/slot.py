@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import KIT_ROOT
+from grader.core import files
 from grader.core.processes import children, kill, kill_group
 from grader.sandbox import isolation
+from grader.sandbox import confine
 from grader.sandbox.cgroups import Cgroups, LearnerGroup
 
 READY_SECONDS = 120  # for a zygote still warming up, on a busy machine
@@ -51,11 +53,12 @@ class Slot:
         self.root, self.mode = root, mode
         notes: list[str] = []
         self.users = self._separate_users(notes)
+        self.capped_scratch = self._own_mounts(notes)
         self.cgroups = self._cgroups(notes)
         self.template = self._template(template_db(root))
         self.wrap, self.limits = isolation.zygote_settings(mode, root, self.template, call_timeout, self.users)
         self.facts = isolation.facts(mode, cgroup=self.cgroups.version if self.cgroups else "none", users=self.users,
-                                     fresh_per_learner=mode == "bwrap", notes=notes)
+                                     fresh_per_learner=mode == "bwrap", capped_scratch=self.capped_scratch, notes=notes)
         self.process = None
         self._replies = b""
         self.start()
@@ -78,6 +81,20 @@ class Slot:
             notes.append("one uid for the grader and learner code: the scoring user cannot reach the grader")
             return None
         return users
+
+    def _own_mounts(self, notes: list[str]) -> bool:
+        """Whether each learner's scratch can be a capped file system of its own: in a
+        mount namespace of the host's (before its sandbox starts), where it is root."""
+        if self.users is None:
+            if self.mode == "bwrap":
+                notes.append("the learner's scratch folder is not capped: the host does not run as root")
+            return False
+        try:
+            confine.own_mount_namespace()
+        except OSError as error:
+            notes.append(f"the learner's scratch folder is not capped: {error}")
+            return False
+        return True
 
     def _cgroups(self, notes: list[str]) -> Cgroups | None:
         if self.mode == "none":
@@ -157,6 +174,9 @@ class Slot:
                 os.chown(folder, self.users.scoring, self.users.group)
                 os.chmod(folder, mode)
         try:
+            if self.capped_scratch:  # learner code fills this, not the slot's file system
+                confine.mount_capped(str(learner.scratch), isolation.SCRATCH_BYTES, isolation.SCRATCH_INODES,
+                                     self.users.scoring, self.users.group, 0o3770)
             learner.group = self.cgroups.new() if self.cgroups else None
             self._fork_worker(learner)
         except BaseException:
@@ -201,8 +221,10 @@ class Slot:
                 self.start()
         if learner.group is not None:
             learner.group.remove()
+        if self.capped_scratch:
+            confine.unmount(str(learner.scratch))  # all of it goes at once
         for folder in (learner.scratch, learner.private):
-            shutil.rmtree(folder, ignore_errors=True)  # fd-based: never follows a link
+            files.remove_tree(folder)  # any depth, no link followed, never raises
 
     def empty(self) -> None:
         """Nothing the last learner left may meet the next: the slot keeps exact names only."""
@@ -210,10 +232,9 @@ class Slot:
         for entry in self.root.iterdir():
             if entry.name in kept and entry.is_file() and not entry.is_symlink():
                 continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+            if self.capped_scratch:
+                confine.unmount(str(entry))
+            files.remove_tree(entry)
 
     def facts_for(self, learner: Learner) -> dict:
         """How this learner was fenced in (isolation.facts), for its results.json."""

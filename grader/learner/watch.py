@@ -33,7 +33,7 @@ import time
 import tty
 from pathlib import Path
 
-from grader.core import catalogue, summary
+from grader.core import catalogue, files, summary
 from grader import KIT_ROOT
 from grader.core.board import Board
 from grader.core.options import grading_args, new_seed
@@ -180,7 +180,7 @@ class Watch:
         self.host.stop()  # the host, its worker and a grading in progress, with all they started
         if self.grading is not None:
             self.grading.join(timeout=10)
-        shutil.rmtree(self.root, ignore_errors=True)
+        files.remove_tree(self.root)
 
 
 # ------------------------------------------------------------------ the terminal

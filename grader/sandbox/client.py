@@ -27,6 +27,7 @@ import cloudpickle
 
 from grader.core import files
 from grader.core.processes import kill_group
+from grader.sandbox import confine
 from grader.sandbox.cgroups import oom_kills
 from grader.sandbox.protocol import (
     ARRAY_FILE, MAX_ARRAY_FILE_BYTES, MAX_RESULT_BYTES, OUTPUT_FILE, REQUEST_FILE, RESULT_FILE, WORKER_DIED, CallResult,
@@ -309,6 +310,7 @@ def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Pat
                     "GRADER_STORE_TEMPLATE": str(template or ""),
                     "GRADER_HUGE_PAGES": "1" if long_lived else "",
                     "GRADER_ZYGOTE": "1" if zygote else "",
+                    "GRADER_SECCOMP": "1" if limits and confine.can_filter_syscalls() else "",
                 }),
                 start_new_session=True,
                 pass_fds=[info_write] if info else [],

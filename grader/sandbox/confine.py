@@ -16,6 +16,8 @@ only these files.
 from __future__ import annotations
 
 import ctypes
+import errno
+import functools
 import os
 import signal
 
@@ -24,7 +26,8 @@ CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
-MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MS_SHARED = 0x20, 0x1000, 0x4000, 0x40000, 0x100000
+MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_LAST = 5, 6, 7, 63
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -135,6 +138,29 @@ def fresh_proc() -> None:
     _mount(None, "/proc/sys", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
+def own_mount_namespace() -> None:
+    """A mount namespace for this process (a grading host) and all it starts: what it
+    mounts there (each learner's capped scratch) reaches its scoring processes and, as
+    slaves, the bubblewrap sandbox it starts next, and nothing outside; it goes when the
+    last of them ends, so a host that dies leaves no mount behind."""
+    _check(_libc.unshare(CLONE_NEWNS), "unshare")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing of ours reaches the machine's namespace
+    _mount(None, "/", None, MS_REC | MS_SHARED)  # and what we mount reaches the sandbox
+
+
+def mount_capped(folder: str, size_bytes: int, inodes: int, uid: int, gid: int, mode: int) -> None:
+    """A file system of its own in memory at ``folder``: at most ``size_bytes`` and
+    ``inodes`` files and folders, whatever learner code writes there."""
+    _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={size_bytes},nr_inodes={inodes},mode={mode:o},uid={uid},gid={gid}")
+
+
+def unmount(folder: str) -> None:
+    """Detach what is mounted at ``folder`` (all it holds goes with it); nothing if nothing is."""
+    if _libc.umount2(folder.encode(), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+        _check(-1, f"umount {folder}")
+
+
 def private_mounts() -> None:
     """A mount namespace of this process's own, where what it mounts stays."""
     _check(_libc.unshare(CLONE_NEWNS), "unshare")
@@ -214,3 +240,52 @@ def become_learner(user: tuple[int, int] | None) -> None:
             handle.write("1000")
     except OSError:
         pass
+
+
+# ------------------------------------------------------------------ system calls
+# What learner code never needs, and where the kernel is easiest to attack or where one
+# learner could leave something for the next: refused with EPERM once a call's child
+# became the learner. The kernel keyring is per uid (the next learner, with the same uid,
+# would find the keys); a new user namespace hands out every capability inside it.
+REFUSED_SYSCALLS = (
+    "add_key", "request_key", "keyctl",
+    "unshare", "setns",
+    "mount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount",
+    "open_tree", "mount_setattr",
+    "bpf", "perf_event_open", "userfaultfd",
+    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+    "open_by_handle_at", "name_to_handle_at", "swapon", "swapoff", "reboot", "syslog", "acct", "quotactl",
+)
+CLONE_NEWCGROUP, CLONE_NEWUSER, CLONE_NEWNET = 0x02000000, 0x10000000, 0x40000000
+# clone with any of these is refused too (plain forks and threads go on); clone3 passes its
+# flags in memory a filter cannot read, so it answers ENOSYS: the C library then uses clone.
+NAMESPACE_FLAGS = (CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWCGROUP, CLONE_NEWUSER, CLONE_NEWNET)
+REFUSED_DESCRIBED = [*REFUSED_SYSCALLS, "clone with a namespace flag", "clone3 (ENOSYS: clone is used instead)"]
+
+
+@functools.cache
+def can_filter_syscalls() -> bool:
+    """Whether the learner's calls get the filter here (the grader's side asks; the sandbox
+    runs the same Python installation)."""
+    return syscall_filter() is not None
+
+
+def syscall_filter():
+    """The learner's seccomp filter (libseccomp through pyseccomp), built once by the worker
+    and loaded by each call's child; None where it cannot be had."""
+    try:
+        import pyseccomp
+    except (ImportError, OSError):
+        return None
+    refuse = pyseccomp.ERRNO(errno.EPERM)
+    rules = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    for name in REFUSED_SYSCALLS:
+        try:
+            rules.add_rule(refuse, name)
+        except (OSError, ValueError):  # a call this architecture does not have
+            pass
+    for flag in NAMESPACE_FLAGS:
+        rules.add_rule(refuse, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+    rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
+    return rules

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dataclasses import dataclass
 
+from grader.sandbox import confine
 from grader.sandbox.client import WORKER
 from grader.sandbox.protocol import ISOLATION_MODES as MODES
 
@@ -41,6 +42,10 @@ PROCESSES_PER_CALL = 256  # on top of what the user already runs (RLIMIT_NPROC i
 MEMORY_PER_LEARNER_BYTES = 1536 * 1024**2
 PROCESSES_PER_LEARNER = 512
 SHM_BYTES = 64 * 1024**2
+# A learner's scratch folder (its stores, its calls' files), a file system of its own where
+# the host is root: a full grading of the solutions uses about 30 MB and 650 files.
+SCRATCH_BYTES = 512 * 1024**2
+SCRATCH_INODES = 20_000
 # The learner uid's processes on the whole machine (all slots), when it is a uid of its own.
 LEARNER_UID_PROCESSES = 2048
 
@@ -209,9 +214,12 @@ NAMESPACES = ["pid", "ipc", "mount", "net", "uts"]
 
 
 def facts(mode: str, *, cgroup: str = "none", users: Users | None = None, fresh_per_learner: bool = False,
-          notes: list[str] | None = None) -> dict:
+          capped_scratch: bool = False, notes: list[str] | None = None) -> dict:
     """How a learner's code was fenced in, as recorded in its results.json."""
     limited = cgroup != "none"
+    filtered = mode != "none" and confine.can_filter_syscalls()
+    if mode != "none" and not filtered:
+        notes = [*(notes or []), "no seccomp filter: pyseccomp or libseccomp is missing, so no system call is refused"]
     return {
         "mode": mode,
         "cgroup": cgroup,
@@ -220,5 +228,8 @@ def facts(mode: str, *, cgroup: str = "none", users: Users | None = None, fresh_
         "uid": "separate" if users else "shared",
         "namespaces": NAMESPACES if mode == "bwrap" else [],
         "fresh_per_learner": fresh_per_learner,
+        "seccomp": confine.REFUSED_DESCRIBED if filtered else None,  # what learner calls are refused
+        "scratch_mb": SCRATCH_BYTES // 1024**2 if capped_scratch else None,
+        "scratch_inodes": SCRATCH_INODES if capped_scratch else None,
         **({"notes": notes} if notes else {}),
     }

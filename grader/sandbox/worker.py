@@ -86,8 +86,13 @@ for _name in WARM_IMPORTS:
 _patches.skip_machine_probes()
 _patches.speed_up_sqlite_stores()  # forked calls inherit what it saves
 
+# The system calls learner code is refused (confine.py), built once; each call loads it.
+SECCOMP = os.environ.pop("GRADER_SECCOMP", "") == "1"
+_SYSCALLS = _confine.syscall_filter() if SECCOMP else None
+
 
 # ------------------------------------------------------------------ inside the child
+MAX_ERROR_CHARS = 64 * 1024  # of an exception's message; the grader shows a few KB of it
 def _learner_traceback(exc: BaseException, src: str) -> str:
     """The exception and the learner's own frames, not MLflow's internals."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(src)]
@@ -96,6 +101,8 @@ def _learner_traceback(exc: BaseException, src: str) -> str:
         for f in frames[-3:]
     ]
     head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    if len(head) > MAX_ERROR_CHARS:  # what comes back must fit in the result (MAX_RESULT_BYTES)
+        head = f"{head[:MAX_ERROR_CHARS]} … (cut: {len(head):,} characters in all)"
     return "\n".join([head, *lines])
 
 
@@ -218,6 +225,10 @@ def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; a file over the limit must end the call
         if confined:  # from here on, no more rights than the learner's code will have
             _confine.become_learner(user)
+            if SECCOMP:
+                if _SYSCALLS is None:
+                    raise RuntimeError("the learner's seccomp filter could not be built")
+                _SYSCALLS.load()
         else:
             _set_dumpable(True)  # the learner's process is an ordinary one; only the server is shielded
         if user is not None:
@@ -229,6 +240,8 @@ def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int
         os.dup2(output, 2)
         os.close(output)
         os.closerange(3, 1 << 16)  # the protocol pipe and other calls' handles stay with the server
+        partial = os.path.join(call_dir, _protocol.RESULT_FILE + ".partial")
+        reserved = _reserve(partial)
         with open(os.path.join(call_dir, _protocol.REQUEST_FILE), "rb") as handle:
             request = pickle.load(handle)
         for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
@@ -243,9 +256,7 @@ def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int
             sys.path.insert(0, request["src"])
         _patches.pin_store()
         result = _run(request, call_dir)
-        partial = os.path.join(call_dir, _protocol.RESULT_FILE + ".partial")
-        with open(partial, "w", encoding="utf-8") as handle:
-            json.dump(result, handle)
+        _write_reserved(reserved, partial, json.dumps(result).encode())
         os.replace(partial, os.path.join(call_dir, _protocol.RESULT_FILE))
     except BaseException:  # noqa: BLE001 - report, then leave without running atexit hooks
         traceback.print_exc()
@@ -254,6 +265,27 @@ def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _reserve(path: str) -> int:
+    """The result's file, with room for it taken before learner code runs: a call that
+    fills its folder (bytes or files) still says how it ended."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        os.posix_fallocate(fd, 0, _protocol.MAX_RESULT_BYTES)
+    except OSError:
+        pass  # a file system without it: the room is taken as it is written
+    return fd
+
+
+def _write_reserved(fd: int, path: str, data: bytes) -> None:
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+        os.close(fd)
+    except OSError:  # learner code closed it: write it anew
+        with open(path, "wb") as handle:
+            handle.write(data)
 
 
 def _set_dumpable(dumpable: bool) -> None:

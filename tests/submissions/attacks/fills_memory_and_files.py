@@ -2,7 +2,8 @@
 def get_or_create_experiment(name, tags=None):
     """Leaves files everywhere it can write (the sandbox's /dev, /dev/shm, /tmp, its home,
     its scratch folder, named like the store template the slot keeps), a System V shared
-    memory segment, and then fills its temporary folder with more than a learner may use."""
+    memory segment, fills its temporary folder with more than a learner may keep there,
+    and then its memory with more than a learner may use."""
     import ctypes, os
     found = []
     places = ["/dev", "/dev/shm", "/tmp", os.environ["HOME"], os.path.dirname(os.getcwd())]
@@ -24,7 +25,11 @@ def get_or_create_experiment(name, tags=None):
                 handle.write(chunk)
     except OSError as error:
         found.append(f"/dev/shm: {error.strerror}")
-    for n in range(110):  # 1.7 GB in files of 16 MB (no one file over the size limit)
-        with open(os.path.join(os.environ["TMPDIR"], f"fill-{n}"), "wb") as handle:
-            handle.write(chunk)
-    raise RuntimeError(f"all of it written: {found}")
+    try:
+        for n in range(110):  # 1.7 GB in files of 16 MB (no one file over the size limit)
+            with open(os.path.join(os.environ["TMPDIR"], f"fill-{n}"), "wb") as handle:
+                handle.write(chunk)
+    except OSError as error:  # a capped scratch folder says no first
+        found.append(f"TMPDIR after {n} files: {error.strerror}")
+    held = [bytearray(chunk) for _ in range(110)]  # 1.7 GB in memory
+    raise RuntimeError(f"all of it written and held ({len(held)}): {found}")

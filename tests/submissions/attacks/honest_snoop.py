@@ -16,6 +16,11 @@ def get_or_create_experiment(name, tags=None):
         found += [f"{folder}/{n}" for n in names if "@MARK@" in n or (n.startswith("store-template-") and _marked(folder, n))]
     found += [f"process {pid}" for pid in _os.listdir("/proc") if pid.isdigit() and "@MARK@" in _cmdline(pid)]
     try:
+        with open("/proc/keys") as keys:  # the keys of this uid's keyrings it can see
+            found += [f"key {line.split()[-1]}" for line in keys if "@MARK@" in line]
+    except OSError:
+        pass
+    try:
         with open("/proc/sysvipc/shm") as segments:
             found += [f"segment {line.split()[1]}" for line in segments if line.split()[0] == str(@SHM_KEY@)]
     except OSError:
