@@ -119,6 +119,23 @@ class Page:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    def resize(self, width: int, height: int = 900) -> None:
+        """Show the page in a window ``width`` CSS pixels wide, as a screen of that size would."""
+        self.browser.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": height,
+                                                                 "deviceScaleFactor": 1, "mobile": False}, session=self.session)
+        self.value("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+    def screenshot(self, path: Path, full_page: bool = True) -> Path:
+        """A PNG of the page as it is shown (all of it, by default), to look at."""
+        import base64
+
+        params = {"format": "png", "captureBeyondViewport": full_page}
+        if full_page:
+            width, height = self.value("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+            params["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+        path.write_bytes(base64.b64decode(self.browser.call("Page.captureScreenshot", params, session=self.session)["data"]))
+        return path
+
     @property
     def problems(self) -> list[str]:
         found = []

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -124,7 +125,8 @@ def test_unusable_entries_are_named_with_a_reason(tmp_path):
         bundle.writestr(link, "/work/main/solutions/ex01_tracking.py")
     found = {s.learner: s for s in collect(folder)}
     assert "stray file" in found["notes"].problem
-    assert "another entry is also named twin" in found["twin.zip"].problem
+    assert found["twin"].problem == "several entries are named twin: twin/, twin.zip; keep one, or grade with --duplicates newest"
+    assert "twin.zip" not in found, "one row per learner"
     for learner, expected in (("wrong", "holds none of"), ("linky", "symbolic link")):
         with pytest.raises(SubmissionError, match=expected):
             unpack(pack(found[learner]), tmp_path / f"copy-{learner}")
@@ -258,3 +260,18 @@ def test_the_next_learner_in_a_slot_finds_nothing_the_last_one_left(tmp_path):
     assert not trap.exists(), "a worker of the slot wrote through the link a learner planted"
     daemons = subprocess.run(["pgrep", "-f", mark], capture_output=True, text=True).stdout.split()
     assert not daemons, f"processes outlived their grading: {daemons}"
+
+
+def test_with_duplicates_newest_the_newest_entry_is_graded_and_said(tmp_path):
+    folder = tmp_path / "in"
+    shutil.copytree(REPO / "exercises", folder / "ada", ignore=shutil.ignore_patterns("__pycache__"))
+    zip_folder(REPO / "exercises", folder / "ada.zip", "")
+    old = time.time() - 3600
+    for path in [folder / "ada", *(folder / "ada").iterdir()]:
+        os.utime(path, (old, old))
+    [ada] = collect(folder, duplicates="newest")
+    assert ada.path == folder / "ada.zip" and ada.problem is None
+    assert ada.note == "graded ada.zip, the newest of ada/, ada.zip (--duplicates newest)"
+    (folder / "ada" / "ex01_tracking.py").touch()  # a file changed inside the folder makes it the newest
+    [ada] = collect(folder, duplicates="newest")
+    assert ada.path == folder / "ada" and ada.note.startswith("graded ada/, the newest")

@@ -12,11 +12,24 @@ from pathlib import Path
 from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT, Exit
 
 
+BATCH_EXIT_CODES = """exit codes:
+  0    every learner of this run was graded (whatever their scores)
+  1    the run ended, and some learner was not graded (an error or timeout row)
+  2    refused: bad arguments, a gradebook that would be started anew, an unreadable roster,
+       or a grading engine (Dask) that cannot start or go on; nothing more was written
+  130  stopped by Ctrl-C (143: by SIGTERM): the rows written stay, --resume grades the rest"""
+EXPORT_EXIT_CODES = """exit codes:
+  0    every learner of the gradebook has a grade in the file
+  1    the file is written, and some learners were left out (listed, with why)
+  2    refused (no gradebook, no roster columns): nothing was written"""
+
+
 def add_parser(commands) -> None:
     batch = commands.add_parser(
         "batch", help="grade a folder of learner submissions (untrusted code, sandboxed) into a gradebook",
         description="Grade every entry of SUBMISSIONS_DIR (a folder, a .zip or a notebook per learner) into "
-                    "OUT_DIR/gradebook.csv, per-learner results.json and feedback.md, and report.html.")
+                    "OUT_DIR/gradebook.csv, per-learner results.json and feedback.md, report.html and "
+                    "functions.csv.", epilog=BATCH_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     batch.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR")
     batch.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
     batch.add_argument("--workers", dest="slots", type=int, default=default_slots(),
@@ -30,30 +43,47 @@ def add_parser(commands) -> None:
                             "as in `pytest grader`, at most --timeout / 4)")
     rerun = batch.add_mutually_exclusive_group()
     rerun.add_argument("--resume", action="store_true", help="grade only the learners not yet in gradebook.csv")
-    rerun.add_argument("--regrade", type=_names, metavar="NAME[,NAME]",
-                       help="grade these learners again, replacing only their rows and files")
+    rerun.add_argument("--regrade", type=_names, metavar="NAME[,NAME]|failed",
+                       help="grade these learners again, replacing only their rows and files; `failed`: every "
+                            "learner whose row is not graded (error, timeout, or missing with a submission now)")
     rerun.add_argument("--overwrite", action="store_true", help="start a new gradebook.csv over an existing one")
     batch.add_argument("--roster", type=Path, metavar="ROSTER_CSV",
                        help="columns learner,student_id,name,email (others kept): students without a "
                             "submission get a `missing` row, submissions without a student a warning")
+    batch.add_argument("--duplicates", choices=("error", "newest"), default="error",
+                       help="entries that name one learner (ada/ and ada.zip): an error row naming them all "
+                            "(default), or grade the newest and say so in the row and the feedback")
     batch.add_argument("--excel", action="store_true", help="write a new gradebook.csv as UTF-8 with a byte "
                                                             "order mark, so Excel reads accented names right")
     batch.add_argument("--isolation", choices=("auto", "bwrap", "limits"), default="auto",
                        help="auto: bubblewrap where it works on every grading machine, else process limits")
     batch.add_argument("--dask", type=_dask_address, metavar="ADDRESS|local[:N]",
-                       help="grade on a Dask cluster: a scheduler's address (tcp://HOST:8786), whose Dask "
-                            "workers offer the grading-slot resource, or local:N, N Dask workers on this "
-                            "machine (default N: --workers)")
+                       help="grade on a Dask cluster: a scheduler's address (tls://HOST:8786, or tcp:// on a "
+                            "network only you can reach), whose Dask workers offer the grading-slot resource, "
+                            "or local:N, N Dask workers on this machine (default N: --workers)")
+    for option, what in (("--tls-ca-file", "the certificate authority's certificate"),
+                         ("--tls-cert", "this client's certificate"), ("--tls-key", "this client's private key")):
+        batch.add_argument(option, type=Path, metavar="PEM_FILE",
+                           help=f"with --dask tls://...: {what} (PEM), as the scheduler's and workers' own "
+                                "--tls-* options (default: Dask's configuration)")
     batch.set_defaults(handler=run)
 
     export = commands.add_parser(
         "export", help="write a batch's grades as a CSV that Canvas or Moodle imports",
-        description="Read OUT_DIR/gradebook.csv (from `python -m grader batch`, best with --roster) and "
-                    "write OUT_DIR/canvas.csv or OUT_DIR/moodle.csv.")
+        description="Read OUT_DIR/gradebook.csv (from `python -m grader batch ... --roster ROSTER_CSV`) and "
+                    "write OUT_DIR/canvas.csv or OUT_DIR/moodle.csv: a row for each roster student whose "
+                    "submission was graded, keyed by an identifier the LMS matches on.",
+        epilog=EXPORT_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     export.add_argument("out", type=Path, metavar="OUT_DIR")
     export.add_argument("--to", choices=("canvas", "moodle"), required=True)
     export.add_argument("--assignment", default="MLflow exercises",
                         help="the assignment's (grade item's) name in the LMS (default: %(default)s)")
+    export.add_argument("--match", choices=("idnumber", "email"), default="idnumber",
+                        help="Moodle: the identifier column written (ID number: the roster's student_id; or Email "
+                             "address); map it to the user field of that name when importing (default: %(default)s)")
+    export.add_argument("--assignment-id", metavar="ID",
+                        help="Canvas: the id of an existing assignment to fill (its column is then "
+                             "'NAME (ID)', as in Canvas's own export); without it Canvas makes a new one")
     export.add_argument("--excel", action="store_true", help="UTF-8 with a byte order mark, for Excel")
     export.set_defaults(handler=_export)
 
@@ -103,7 +133,9 @@ def resume_command(args: argparse.Namespace, left: list[str]) -> str:
     words = ["python", "-m", "grader", "batch", str(args.submissions), "--out", str(args.out)]
     for option, value, default in (("--workers", args.slots, default_slots()), ("--timeout", args.timeout, 900.0),
                                    ("--call-timeout", args.call_timeout, None), ("--roster", args.roster, None),
-                                   ("--isolation", args.isolation, "auto"), ("--dask", args.dask, None)):
+                                   ("--isolation", args.isolation, "auto"), ("--dask", args.dask, None),
+                                   ("--duplicates", args.duplicates, "error"), ("--tls-ca-file", args.tls_ca_file, None),
+                                   ("--tls-cert", args.tls_cert, None), ("--tls-key", args.tls_key, None)):
         if value != default:
             words += [option, f"{value:g}" if isinstance(value, float) else str(value)]
     if args.seed is not None:
@@ -133,9 +165,14 @@ def run(args: argparse.Namespace) -> int:
         return Exit.REFUSED
     call_timeout = args.call_timeout or min(DEFAULT_CALL_TIMEOUT, args.timeout / 4)
     grading = GradingSettings(_seed(args), args.timeout, call_timeout, args.isolation)
-    options = Options(args.submissions.resolve(), args.out.resolve(), grading, args.slots, dask=args.dask,
+    tls = {key: str(value) for key, value in (("tls_ca_file", args.tls_ca_file), ("tls_client_cert", args.tls_cert),
+                                              ("tls_client_key", args.tls_key)) if value is not None}
+    if tls and not (args.dask or "").startswith("tls://"):
+        print("--tls-ca-file, --tls-cert and --tls-key are for --dask tls://HOST:PORT", file=sys.stderr)
+        return Exit.REFUSED
+    options = Options(args.submissions.resolve(), args.out.resolve(), grading, args.slots, dask=args.dask, dask_tls=tls,
                       keep=bool(args.resume or args.regrade), regrade=args.regrade or (), roster=class_roster,
-                      excel=args.excel)
+                      excel=args.excel, duplicates=args.duplicates)
     print(f"grading {args.submissions} with seed {grading.seed}", file=sys.stderr)
     try:
         rows = run_batch(options)
@@ -160,14 +197,18 @@ def run(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from grader.batch import export
 
+    from grader.core.text import printable
+
     try:
-        path, not_graded = export.write(args.out, args.to, args.assignment, excel=args.excel)
+        exported = export.write(args.out, args.to, args.assignment, excel=args.excel, match=args.match,
+                                assignment_id=args.assignment_id)
     except export.ExportError as error:
         print(error, file=sys.stderr)
         return Exit.REFUSED
-    print(f"wrote {path}", file=sys.stderr)
-    if not_graded:
-        print(f"{len(not_graded)} learner(s) not graded have no grade in it: {', '.join(not_graded)} "
-              "(see gradebook.csv's reason column)", file=sys.stderr)
-    return Exit.OK
+    print(f"wrote {exported.path}: {exported.written} grade(s)", file=sys.stderr)
+    if exported.left_out:
+        print(f"{len(exported.left_out)} learner(s) left out, so nothing changes for them in the LMS:", file=sys.stderr)
+        for learner, why in exported.left_out:
+            print(f"  {printable(learner)}: {printable(why)}", file=sys.stderr)
+    return Exit.NOT_DONE if exported.left_out else Exit.OK
 

@@ -8,6 +8,8 @@ kind wherever it is graded, are grader/core/submission.py's.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from grader.batch.outputs import name_problem
 from grader.core.submission import (
-    MAX_UNPACKED_BYTES, SubmissionError, cells_of, extract_notebook, extract_zip, read_file, target_in,
+    MAX_ARCHIVE_MEMBERS, MAX_UNPACKED_BYTES, SubmissionError, cells_of, extract_notebook, extract_zip, read_file, target_in,
     zip_folder,
 )
 
@@ -26,6 +28,7 @@ class Submission:
     path: Path
     problem: str | None = None  # set when the entry cannot be graded at all
     named_ok: bool = True  # False: the name cannot be a folder in OUT (outputs.name_problem)
+    note: str = ""  # what the instructor should know of a graded entry (which of several was graded)
 
 
 @dataclass
@@ -47,20 +50,47 @@ class Unpacked:
     seconds: float  # spent unpacking, out of the submission's time limit
 
 
-def collect(folder: Path) -> list[Submission]:
-    """One submission per entry, sorted by learner name; hidden entries are skipped."""
-    submissions, seen = [], set()
+DUPLICATES = ("error", "newest")
+
+
+def collect(folder: Path, duplicates: str = "error") -> list[Submission]:
+    """One submission per learner, sorted by name; hidden entries are skipped. Entries that
+    name one learner (``ada/`` and ``ada.zip``) are never a silent choice: an ``error``
+    naming them all, or with ``duplicates="newest"`` the newest of them, said so."""
+    by_learner: dict[str, list[Path]] = {}
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        learner = entry.stem if entry.is_file() else entry.name
-        problem = _first_problem(entry)
-        if learner in seen:  # alice/ and alice.zip: grading both would overwrite one row
-            learner, problem = entry.name, f"another entry is also named {learner}"
-        seen.add(learner)
+        if not entry.name.startswith("."):
+            by_learner.setdefault(entry.stem if entry.is_file() else entry.name, []).append(entry)
+    submissions = []
+    for learner, entries in sorted(by_learner.items()):
         bad_name = name_problem(learner)
-        submissions.append(Submission(learner, entry, bad_name or problem, named_ok=bad_name is None))
+        entry, problem, note = entries[0], _first_problem(entries[0]), ""
+        if len(entries) > 1:
+            named = ", ".join(_shown(e) for e in entries)
+            if duplicates == "newest":
+                entry = max(entries, key=_newest_change)
+                problem, note = _first_problem(entry), f"graded {_shown(entry)}, the newest of {named} (--duplicates newest)"
+            else:
+                problem = f"several entries are named {learner}: {named}; keep one, or grade with --duplicates newest"
+        submissions.append(Submission(learner, entry, bad_name or problem, named_ok=bad_name is None, note=note))
     return submissions
+
+
+def _shown(entry: Path) -> str:
+    return entry.name + ("/" if entry.is_dir() and not entry.is_symlink() else "")
+
+
+def _newest_change(entry: Path) -> float:
+    """When the entry last changed: a folder's, its newest file's (at most a submission's worth)."""
+    newest = entry.lstat().st_mtime
+    if entry.is_dir() and not entry.is_symlink():
+        for count, (root, _, names) in enumerate(os.walk(entry)):
+            if count > MAX_ARCHIVE_MEMBERS:
+                break
+            for name in names[:MAX_ARCHIVE_MEMBERS]:
+                with contextlib.suppress(OSError):
+                    newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+    return newest
 
 
 def _first_problem(entry: Path) -> str | None:

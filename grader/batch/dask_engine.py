@@ -136,6 +136,12 @@ def best_mode_on_dask_worker() -> str:
     return isolation.best_mode()
 
 
+def times_started(key: str, dask_scheduler: distributed.Scheduler) -> int:
+    """Run on the scheduler: how often a task was handed to a Dask worker (more than once:
+    a Dask worker died under it, and another graded it again)."""
+    return sum(1 for transition in dask_scheduler.story(key) if transition[2] == "processing")
+
+
 def plugins_and_clients(dask_scheduler: distributed.Scheduler) -> tuple[list[str], list[str]]:
     """Run on the scheduler: the worker plugins it hands out, and the clients it knows."""
     return list(dask_scheduler.worker_plugins), list(dask_scheduler.clients)
@@ -145,8 +151,8 @@ class DaskEngine:
     """A context: connected to the cluster (or running a LocalCluster) with the batch's
     grading hosts started on its Dask workers; all of it let go on the way out."""
 
-    def __init__(self, address: str, settings: GradingSettings, local_workers: int):
-        self.address, self.settings = address, settings
+    def __init__(self, address: str, settings: GradingSettings, local_workers: int, tls: dict[str, str] | None = None):
+        self.address, self.settings, self.tls = address, settings, tls or {}
         self.local_workers = int(address[6:]) if address.startswith("local:") else local_workers
         self.batch_token = uuid.uuid4().hex[:12]
         self._resources = ExitStack()
@@ -179,10 +185,12 @@ class DaskEngine:
                     resources={SLOT: 1}, host="127.0.0.1", dashboard_address=None,
                     silence_logs=logging.ERROR, preload=[IGNORE_CTRL_C]))
             return distributed.Client(cluster)
+        warn_if_open(self.address)
         try:
-            return distributed.Client(self.address, timeout=CONNECT_SECONDS)
-        except (OSError, TimeoutError) as error:
-            raise EngineError(f"cannot reach the Dask scheduler at {self.address} ({error})") from None
+            security = distributed.Security(**self.tls, require_encryption=True) if self.address.startswith("tls://") else None
+            return distributed.Client(self.address, timeout=CONNECT_SECONDS, security=security)
+        except (OSError, TimeoutError, ValueError) as error:
+            raise EngineError(f"cannot reach the Dask scheduler at {self.address} ({type(error).__name__}: {error})") from None
 
     def _slot_workers(self) -> dict[str, int]:
         """The Dask workers that offer grading slots, with how many."""
@@ -274,7 +282,14 @@ class DaskEngine:
     def _outcome(self, future: distributed.Future, submission: Submission) -> GradingOutcome:
         """The task's outcome; an ``error`` row when Dask workers kept dying under it."""
         if future.status == "finished":
-            return future.result()
+            outcome = future.result()
+            with suppress(Exception):  # a scheduler that cannot say leaves the row as it is
+                retries = self.client.run_on_scheduler(times_started, future.key) - 1
+                if retries > 0:
+                    said = (f"graded on another Dask worker after the one it was given was lost "
+                            f"({retries} time{'s' * (retries > 1)})")
+                    outcome.row.reason = f"{said}; {outcome.row.reason}" if outcome.row.reason else said
+            return outcome
         if future.cancelled():
             raise EngineError(f"the Dask scheduler dropped the grading of {submission.learner} "
                               "(was it restarted, or the connection to it lost?)")
@@ -285,6 +300,17 @@ class DaskEngine:
             return GradingOutcome(error_row(submission.learner, reason, self.settings), None, "", None, HostReply.lost(reason))
         raise EngineError(f"the Dask cluster could not grade {submission.learner} ({type(failure).__name__}: "
                           f"{str(failure).strip()}); {KIT_NEEDED}")
+
+
+def warn_if_open(address: str) -> None:
+    """A scheduler reached without TLS on another machine: anyone who can reach its port can
+    have the graders run their code. Say so (the instructor may know the network is theirs)."""
+    scheme, _, rest = address.rpartition("://")
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    if scheme != "tls" and host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: the Dask scheduler at {address} is reached without TLS: anyone who can reach its port can "
+              "submit work to its Dask workers. Use tls://HOST:PORT with certificates (README: Grading on a "
+              "cluster), unless that network is yours alone.", file=sys.stderr)
 
 
 class _Window:

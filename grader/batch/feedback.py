@@ -122,6 +122,8 @@ def render(row: Row, results: dict | None, source: Source | None = None) -> str:
         return "\n".join(lines + [f"Your submission {what}:", *code_block(row.reason), f"Score: 0/{row.max_score}"]) + "\n"
     source = source or Source("files")
     lines += [f"Score: **{row.score}/{row.max_score}** (seed {row.seed})", ""]
+    if row.reason:  # a note for a graded submission, such as which of several entries was graded
+        lines += [f"Note: {code_span(row.reason)}", ""]
     broken, graded = _broken(results), results["extra_data"]["exercises"]
     notebook = source.kind == "notebook"
     if notebook and broken:  # one notebook makes every module: say each problem once

@@ -77,6 +77,9 @@ def grade_packed(packed: Packed, settings: GradingSettings, work_root: Path, hos
     for attempt in range(1 + REGRADES_AFTER_A_HOST_DIES):
         outcome = _grade_once(packed, settings, work_root, hosts, stop)
         if not outcome.reply.host_lost or stop.is_set():
+            if attempt:  # the row says so: an instructor may wonder why it took longer
+                retried = f"graded again after its grading host died ({attempt} time{'s' * (attempt > 1)})"
+                outcome.row.reason = f"{retried}; {outcome.row.reason}" if outcome.row.reason else retried
             return outcome
     outcome.row = error_row(packed.learner, f"its grading host died while grading it, {attempt + 1} times", settings)
     return outcome

@@ -19,8 +19,9 @@ from grader.core.text import HIDDEN_CATEGORIES
 GRADEBOOK = "gradebook.csv"
 REPORT = "report.html"
 EXPORTS = {"canvas": "canvas.csv", "moodle": "moodle.csv"}
+FUNCTIONS = "functions.csv"  # per function and check: the share with full marks, the mean share of points
 FEEDBACK, RESULTS, LOG, FACTS = "feedback.md", "results.json", "grading.log", "batch.json"
-RESERVED = {GRADEBOOK, REPORT, *EXPORTS.values()}
+RESERVED = {GRADEBOOK, REPORT, FUNCTIONS, *EXPORTS.values()}
 MAX_NAME_CHARS = 100
 # A spreadsheet reads a cell starting with these as a formula (sheets.py neutralises such
 # cells with a leading "'", so a name may not start with that either).

@@ -43,5 +43,6 @@ class Progress:
         if self.stream.isatty():
             self.stream.write("\n")
         elapsed = time.monotonic() - self.started
-        self.stream.write(f"graded {self.done} learner(s) in {elapsed:.0f} s, {self.failures} not graded\n")
+        self.stream.write(f"{self.done} learner(s) in {elapsed:.0f} s: {self.done - self.failures} graded, "
+                          f"{self.failures} not graded (error or timeout)\n")
         self.stream.flush()

@@ -15,13 +15,15 @@ from pathlib import Path
 from urllib.parse import quote
 
 from grader.batch.gradebook import STATUSES
-from grader.batch.outputs import FACTS, FEEDBACK, REPORT, learner_file, replace_file
+from grader.batch import sheets
+from grader.batch.outputs import FACTS, FEEDBACK, FUNCTIONS, REPORT, RESULTS, learner_file, replace_file
 from grader.core import catalogue
 
 BANDS = 10
 SLOWEST_SHOWN = 5
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; padding: 0 1em; }
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+p, .warn { max-width: 60em; }
 table { border-collapse: collapse; margin: 1em 0; }
 td, th { padding: .25em .6em; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }
 td.num, th.num { text-align: right; }
@@ -33,6 +35,9 @@ th[aria-sort=descending] button::after { content: " \\25BC"; }
 td.full { background: #c8e6c9; } td.part { background: #ffe0a3; } td.zero { background: #f4b8b8; }
 td.none { color: #888; }
 .why { max-width: 30em; overflow-wrap: anywhere; }
+#learners { font-size: .85em; }
+#learners td, #learners th { padding: .15em .2em; white-space: nowrap; }
+#learners td.learner, #learners td.student, #learners td.why { max-width: 9em; overflow: hidden; text-overflow: ellipsis; }
 """
 # Sorts a table.sortable by the clicked column: numbers as numbers (a cell's data-sort when
 # it has one), the rest as text; a second click reverses.
@@ -117,6 +122,51 @@ def per_function(graded: list[dict]) -> list[tuple[catalogue.Exercise, float, fl
     return found
 
 
+def _check_scores(out: Path, graded: list[dict]) -> dict[str, list[int]]:
+    """Each check's points ("module.function: check words") over the graded learners' results.json."""
+    found: dict[str, list[int]] = {}
+    for row in graded:
+        path = learner_file(out, row["learner"], RESULTS)
+        try:
+            tests = json.loads(path.read_text())["tests"] if path else []
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for test in tests if isinstance(tests, list) else []:
+            if isinstance(test, dict) and isinstance(test.get("score"), (int, float)):
+                found.setdefault(str(test.get("name")), []).append(int(test["score"]))
+    return found
+
+
+FUNCTION_COLUMNS = ["function", "check", "points", "graded", "full_marks_share", "mean_points_share"]
+
+
+def functions_table(out: Path, graded: list[dict]) -> list[dict]:
+    """functions.csv: per function (its check left empty), then per check of it, among the
+    graded: how many, the share with full marks, the mean share of its points earned."""
+    checks = _check_scores(out, graded)
+    lines = []
+    for exercise, full, partial in per_function(graded):
+        lines.append({"function": exercise.key, "check": "", "points": exercise.points, "graded": len(graded),
+                      "full_marks_share": f"{full:.3f}", "mean_points_share": f"{partial:.3f}"})
+        for check in exercise.checks:
+            scores = checks.get(f"{exercise.key}: {check.name.replace('_', ' ')}", [])
+            lines.append({"function": exercise.key, "check": check.name, "points": check.points, "graded": len(scores),
+                          "full_marks_share": f"{sum(s == check.points for s in scores) / len(scores):.3f}" if scores else "",
+                          "mean_points_share": f"{sum(scores) / (len(scores) * check.points):.3f}" if scores else ""})
+    return lines
+
+
+def lost_most(row: dict, shown: int = 3) -> str:
+    """A graded learner's "why": the functions that lost the most points."""
+    lost = []
+    for exercise in catalogue.load().exercises:
+        score = _score(row, exercise.key)
+        if score is not None and score < exercise.points:
+            lost.append((exercise.points - score, exercise.function, score, exercise.points))
+    lost.sort(key=lambda item: -item[0])
+    return "lost most on " + ", ".join(f"{name} ({score}/{points})" for _, name, score, points in lost[:shown])
+
+
 def _bar_svg(share: float) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="104" height="12" aria-hidden="true">'
             f'<rect x="0" y="1" width="104" height="10" fill="#e4e4e4"/>'
@@ -186,18 +236,25 @@ def _summary(rows: list[dict], graded: list[dict], max_score: int) -> str:
     return text + "</p>"
 
 
-def _header(cells: list[tuple[str, str]]) -> str:
-    """A sortable table's head: (text, css class) per column."""
-    return "<thead><tr>" + "".join(f"<th class='{c}'><button type='button'>{esc(t)}</button></th>"
-                                   for t, c in cells) + "</tr></thead>"
+def _header(cells: list[tuple[str, str] | tuple[str, str, str]]) -> str:
+    """A sortable table's head: (text, css class[, what it stands for, shown on hover]) per column."""
+    return "<thead><tr>" + "".join(
+        f"<th class='{c[1]}'" + (f" title='{esc(c[2])}' data-key='{esc(c[2])}'" if len(c) > 2 else "")
+        + f"><button type='button'>{esc(c[0])}</button></th>" for c in cells) + "</tr></thead>"
+
+
+def short_labels() -> dict[str, str]:
+    """``1.1`` for the first function of module 1...: the grid's column labels."""
+    return {e.key: f"{number}.{index}" for number, module in enumerate(catalogue.load().modules, start=1)
+            for index, e in enumerate(module.exercises, start=1)}
 
 
 def _learner_cell(out: Path, row: dict) -> str:
     name = esc(row["learner"])
     if learner_file(out, row["learner"], FEEDBACK):
         href = esc(f"{quote(row['learner'], safe='')}/{FEEDBACK}")
-        return f"<td class='learner' data-sort='{name}'><a href='{href}'>{name}</a></td>"
-    return f"<td class='learner' data-sort='{name}'>{name}</td>"
+        return f"<td class='learner' data-sort='{name}' title='{name}'><a href='{href}'>{name}</a></td>"
+    return f"<td class='learner' data-sort='{name}' title='{name}'>{name}</td>"
 
 
 def _function_cell(row: dict, exercise: catalogue.Exercise) -> str:
@@ -208,20 +265,31 @@ def _function_cell(row: dict, exercise: catalogue.Exercise) -> str:
     return f"<td class='num {kind}' data-sort='{score}' title='{esc(exercise.key)}'>{score}</td>"
 
 
+def _student_cell(row: dict, student_columns: list[str]) -> str:
+    """One column for the roster's fields: the name (else the first filled), all on hover."""
+    shown = row.get("name") or next((row.get(c, "") for c in student_columns if row.get(c, "")), "")
+    every = " · ".join(f"{c}: {row.get(c, '')}" for c in student_columns if row.get(c, ""))
+    return f"<td class='student' title='{esc(every)}'>{esc(shown)}</td>"
+
+
 def _learners_table(out: Path, rows: list[dict], student_columns: list[str]) -> str:
-    exercises = catalogue.load().exercises
-    head = _header([("learner", ""), *[(c, "") for c in student_columns], ("status", ""), ("score", "num"),
-                    *[(e.function, "num") for e in exercises], ("seconds", "num"), ("reason", "")])
+    """The grid: a row per learner, a compact cell per function (its short label on the
+    column, its full name on hover), so that the whole grid fits a wide screen."""
+    exercises, labels = catalogue.load().exercises, short_labels()
+    head = _header([("learner", ""), *([("student", "")] if student_columns else []), ("status", ""), ("score", "num"),
+                    *[(labels[e.key], "num", e.key) for e in exercises], ("seconds", "num"), ("reason", "")])
     body = []
     for row in rows:
-        cells = [_learner_cell(out, row), *[f"<td>{esc(row.get(c, ''))}</td>" for c in student_columns],
+        cells = [_learner_cell(out, row), *([_student_cell(row, student_columns)] if student_columns else []),
                  f"<td class='status'>{esc(row['status'])}</td>",
                  f"<td class='num score' data-sort='{esc(row['score'] or '0')}'>{esc(row['score'])}</td>",
                  *[_function_cell(row, e) for e in exercises],
-                 f"<td class='num'>{esc(row['seconds'])}</td>", f"<td class='why'>{esc(row['reason'])}</td>"]
+                 f"<td class='num'>{esc(row['seconds'])}</td>",
+                 f"<td class='why' title='{esc(row['reason'])}'>{esc(row['reason'])}</td>"]
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f"<div class='wide'><table class='sortable' id='learners'>{head}<tbody>{''.join(body)}</tbody></table></div>"
-            "<p>Green: full marks; amber: some points; red: none; –: not graded. Each learner's name links to "
+            "<p>A column per function, labelled as in the table above (module.function; hover for its name). "
+            "Green: full marks; amber: some points; red: none; –: not graded. Each learner's name links to "
             "their feedback.md. Click a column's name to sort by it.</p>")
 
 
@@ -242,17 +310,19 @@ def render(out: Path, rows: list[dict], student_columns: list[str] | None = None
              _summary(rows, graded, max_score), _isolation(rows, facts)]
     parts.append("<h2>Score distribution</h2><p>Graded learners per band of points.</p>"
                  + _histogram_svg([int(r["score"]) for r in graded], max_score))
-    rates = [[f"<code>{esc(e.key)}</code>", str(e.points), f"{full:.0%}", _bar_svg(full), f"{partial:.0%}"]
+    labels = short_labels()
+    rates = [[labels[e.key], f"<code>{esc(e.key)}</code>", str(e.points), f"{full:.0%}", _bar_svg(full), f"{partial:.0%}"]
              for e, full, partial in per_function(graded)]
     parts.append("<h2>Pass rate per function</h2><p>Among the graded: the share with full marks, and the mean "
-                 "share of the function's points earned (partial credit).</p>"
-                 + _plain_table(["function", "points", "full marks", "", "mean points"], rates, "functions"))
+                 "share of the function's points earned (partial credit); per check in functions.csv.</p>"
+                 + _plain_table(["", "function", "points", "full marks", "", "mean points"], rates, "functions"))
     parts.append("<h2>Every learner</h2>" + _learners_table(out, rows, student_columns))
     failing = [r for r in rows if r["status"] != "graded" or int(r["score"]) < max_score / 2]
     parts.append("<h2>Failing submissions</h2><p>Not graded, or below half marks.</p>" + _plain_table(
         ["learner", "status", "score", "why"],
         [[esc(r["learner"]), esc(r["status"]), f"{esc(r['score'])}/{esc(r['max_score'])}",
-          f"<span class='why'>{esc(r['reason'])}</span>"] for r in failing], "failing"))
+          f"<span class='why'>{esc(r['reason'] if r['status'] != 'graded' else lost_most(r))}</span>"]
+         for r in failing], "failing"))
     ran = [r for r in rows if r["status"] in ("graded", "timeout")]
     slowest = sorted(ran, key=lambda r: -float(r["seconds"] or 0))[:SLOWEST_SHOWN]
     parts.append("<h2>Slowest submissions</h2>" + _plain_table(
@@ -264,6 +334,9 @@ def render(out: Path, rows: list[dict], student_columns: list[str] | None = None
 
 
 def write(out: Path, rows: list[dict], student_columns: list[str] | None = None) -> Path:
+    """report.html, and functions.csv beside it (the same statistics, per check too, for a spreadsheet)."""
     path = out / REPORT
     replace_file(path, render(out, rows, student_columns))
+    graded = [r for r in rows if r["status"] == "graded"]
+    sheets.write_csv(out / FUNCTIONS, FUNCTION_COLUMNS, functions_table(out, graded), excel=False)
     return path

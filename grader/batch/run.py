@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.batch import feedback, report
@@ -36,10 +36,15 @@ class Options:
     grading: GradingSettings
     slots: int  # on this machine: learners graded at once (--workers; and Dask workers of --dask local)
     dask: str | None = None  # --dask: a Dask scheduler's address, or local[:N]
+    dask_tls: dict[str, str] = field(default_factory=dict)  # --tls-*: distributed.Security's tls_* settings
     keep: bool = False  # go on with the gradebook's rows (--resume, --regrade)
     regrade: tuple[str, ...] = ()  # grade only these learners again, replacing their rows
     roster: Roster | None = None
     excel: bool = False  # a new gradebook.csv starts with a UTF-8 byte order mark
+    duplicates: str = "error"  # entries naming one learner: an error row, or the newest graded (collect.py)
+
+
+REGRADE_FAILED = "failed"  # --regrade failed
 
 
 class BatchError(Exception):
@@ -68,6 +73,8 @@ def _record(submission: Submission, outcome: GradingOutcome, settings: GradingSe
     """Write the learner's results.json, feedback.md and grading.log, and return the row
     for the gradebook (an error row when the files cannot be written)."""
     row = outcome.row
+    if submission.note:  # which of several entries was graded: on the row and in the feedback
+        row.reason = f"{submission.note}; {row.reason}" if row.reason else submission.note
     if submission.named_ok:  # else its name cannot be a folder in OUT: the row says why
         try:
             write_learner_files(options.out, submission.learner, _learner_files(outcome, settings))
@@ -98,6 +105,10 @@ def _student(roster: Roster | None, learner: str) -> dict[str, str]:
 
 
 def _todo(submissions: list[Submission], gradebook: Gradebook, options: Options) -> list[Submission]:
+    if options.regrade == (REGRADE_FAILED,):  # every row not graded (error, timeout) or missing, handed in since
+        named = {same_name(s.learner): s for s in submissions}
+        failed = [row["learner"] for row in gradebook.rows() if row["status"] != "graded"]
+        return [named[same_name(n)] for n in failed if same_name(n) in named]
     if options.regrade:
         named = {same_name(s.learner): s for s in submissions}
         unknown = [n for n in options.regrade if same_name(n) not in named]
@@ -151,7 +162,7 @@ def _stopped(signum: int | None, reason: str | None, todo: list[Submission], fin
 def _prepare(options: Options) -> tuple[Gradebook, list[Submission]]:
     """(the gradebook, with the roster's missing students in it; the learners to grade)."""
     options.out.mkdir(parents=True, exist_ok=True)
-    submissions = collect(options.submissions)
+    submissions = collect(options.submissions, options.duplicates)
     header = columns(options.roster.columns if options.roster else ())
     gradebook = Gradebook(options.out / GRADEBOOK, header, keep=options.keep, excel=options.excel)
     todo = _todo(submissions, gradebook, options)
@@ -183,7 +194,7 @@ def _engine(options: Options, learners: int):
     if options.dask:
         from grader.batch.dask_engine import DaskEngine  # only a batch on Dask imports Dask
 
-        return DaskEngine(options.dask, options.grading, min(options.slots, learners))
+        return DaskEngine(options.dask, options.grading, min(options.slots, learners), options.dask_tls)
     from grader.batch.local_engine import LocalEngine
 
     return LocalEngine(options.grading, min(options.slots, learners))

@@ -24,6 +24,7 @@ LOCK = "batch.lock"
 # A folder without a lock file is a batch between creating its folder and locking it, or
 # one of a kit from before the lock: left alone until it is this old.
 UNLOCKED_GRACE_SECONDS = 600
+REMOVAL_TRIES = 10
 
 
 @contextmanager
@@ -38,7 +39,11 @@ def batch_folder(parent: str | None) -> Iterator[Path]:
     try:
         yield folder
     finally:
-        files.remove_tree(folder)
+        # Processes of a grading just killed may still be going for a moment: look again.
+        for _ in range(REMOVAL_TRIES):
+            if files.remove_tree(folder):
+                break
+            time.sleep(0.2)
         os.close(lock)
 
 

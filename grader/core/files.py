@@ -189,19 +189,26 @@ _TREE_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 def _remove_entry(parent: int, name: str) -> bool:
     """Depth-first with one folder open at a time: down by name (never through a link),
     back up through "..", checked to be the folder we came from. The names still to visit
-    are kept per level, so a wide folder is listed once."""
+    are kept per level, so a wide folder is listed once. What cannot be removed (or was
+    removed meanwhile by a process still dying) is passed over; the rest still goes."""
     here = _open_tree_folder(parent, name)
     if here is None:
         return True  # gone, or a file or link: removed
     levels = [[name, os.fstat(here), None]]  # per level: its name in its parent, its stat, subfolders left
+    complete = True
     try:
         while levels:
             level = levels[-1]
             if level[2] is None:
-                level[2] = _empty_of_files(here)
+                level[2], emptied = _empty_of_files(here)
+                complete &= emptied
             if level[2]:
                 name = level[2].pop()
-                child = _open_tree_folder(here, name)
+                try:
+                    child = _open_tree_folder(here, name)
+                except OSError:
+                    complete = False
+                    continue
                 if child is not None:
                     os.close(here)
                     here = child
@@ -214,8 +221,13 @@ def _remove_entry(parent: int, name: str) -> bool:
                 return False  # the tree was moved while it was being removed: stop there
             os.close(here)
             here = up
-            os.rmdir(level[0], dir_fd=here)
-        return True
+            try:
+                os.rmdir(level[0], dir_fd=here)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                complete = False
+        return complete
     finally:
         if here != parent:
             os.close(here)
@@ -248,16 +260,20 @@ def _make_ours(parent: int, name: str) -> None:
         os.close(handle)
 
 
-def _empty_of_files(folder: int) -> list[str]:
-    """Unlink everything in ``folder`` that is not a folder; its subfolders' names."""
-    folders = []
+def _empty_of_files(folder: int) -> tuple[list[str], bool]:
+    """Unlink everything in ``folder`` that is not a folder: (its subfolders' names, whether
+    every other entry went)."""
+    folders, emptied = [], True
     with os.scandir(folder) as listing:
         for entry in listing:
-            if entry.is_dir(follow_symlinks=False):
-                folders.append(entry.name)
-            else:
-                _unlink(folder, entry.name)
-    return folders
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.name)
+                else:
+                    _unlink(folder, entry.name)
+            except OSError:
+                emptied = False
+    return folders, emptied
 
 
 def _unlink(folder: int, name: str) -> None:
