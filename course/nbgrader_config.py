@@ -13,7 +13,7 @@ c.Execute.timeout = 900
 c.ExecutePreprocessor.timeout = 900
 # Learners hand in the notebook; any module file they hand in with it is theirs, never
 # replaced by a copy from source/.
-c.Autograde.exclude_overwriting = {"mlflow_lesson": ['ex01_tracking.py', 'ex02_models.py', 'ex03_registry.py', 'ex04_practice.py', 'ex05_serving.py']}
+c.Autograde.exclude_overwriting = {"mlflow_lesson": ['ex01_tracking.py', 'ex02_models.py', 'ex03_registry.py', 'ex04_practice.py', 'ex05_serving.py', 'ex06_reproducible.py']}
 # nbgrader replaces each solution region with this line; the grader reads NotImplementedError
 # as "not attempted".
 c.ClearSolutions.code_stub = {"python": 'raise NotImplementedError("replace this line with your code")'}

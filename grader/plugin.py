@@ -156,9 +156,24 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own -k has deselected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         item.stash[CHECK] = _check_of(item)
+    _exactly_the_function(config, items)
+
+
+def _exactly_the_function(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``-k log_run`` (or ``-k "log_run or find_best_run"``) checks exactly those functions,
+    as the summary's "Next:" lines mean, not every function whose name holds those letters
+    too (``log_run_rest``)."""
+    named = {name.strip() for name in (config.getoption("keyword") or "").split(" or ")}
+    if not named or not named <= {e.function for e in catalogue.load().exercises}:
+        return
+    others = [item for item in items if item.stash[CHECK][0].function not in named]
+    if others:
+        items[:] = [item for item in items if item not in others]
+        config.hook.pytest_deselected(items=others)
 
 
 def _start_worker(config: pytest.Config, run: GradingRun) -> None:

@@ -23,49 +23,14 @@ import mlflow.pyfunc
 from sklearn.linear_model import LogisticRegression
 
 from grader.core import steps
-from grader.core.steps import logged_models
+from grader.core.steps import START_LIMIT, forked_server, http, logged_models, wait_until_answering
 from grader.core.read import assert_same_predictions
 from grader.sandbox.protocol import sandbox_step
 
-# Seconds a server may take to answer /ping: MLflow's CLI took 5 to 14 s here (it imports
-# MLflow twice: the CLI, then uvicorn's app), the grader's own forked server under a second.
-# The grader's time, given on top of the learner's call timeout (a short --call-timeout,
-# meant for learner code that hangs, must not fail a server that starts as it should).
-START_LIMIT = 60.0
 LOOPBACK = ("127.0.0.1", "::1")
 
 
 # ------------------------------------------------------------------ sandbox steps
-def _http(port: int, path: str, body: dict | None = None, timeout: float = 30.0) -> tuple[int, str]:
-    """(status, text) of a GET, or of a POST of ``body`` as JSON, to this sandbox's loopback."""
-    import urllib.error
-    import urllib.request
-
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                     headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.status, answer.read().decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
-
-
-def _wait_for_ping(port: int, limit: float, running=lambda: True) -> str | None:
-    """None once ``/ping`` answers 200; else why not, after at most ``limit`` seconds."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if not running():
-            return "it ended before answering /ping"
-        try:
-            if _http(port, "/ping", timeout=2)[0] == 200:
-                return None
-        except OSError:
-            pass
-        time.sleep(0.1)
-    return f"it did not answer http://127.0.0.1:{port}/ping within {limit:g} seconds"
-
-
 def _listening(port: int) -> list[str]:
     """The addresses a socket listens on at ``port``, in this network namespace."""
     import socket
@@ -126,40 +91,13 @@ def read_payload(payload, model_uri):
 
 
 @sandbox_step
-def model_server(model_uri, refused_rows, limit):
-    """A service: MLflow's scoring server for the grader's model (its FastAPI app, served by
-    uvicorn as ``mlflow models serve`` does, forked here rather than started as a new
-    Python: it answers in a fraction of a second instead of several). Returns its port,
-    and what it answers to rows it must refuse."""
-    import socket
+def model_server(model_uri, refused_rows):
+    """A service: MLflow's scoring server for the grader's model (its FastAPI app, as
+    ``mlflow models serve`` runs it). Its port, and what it answers to rows it must refuse."""
+    from mlflow.pyfunc import scoring_server
 
-    ready_read, ready_write = os.pipe()
-    if os.fork() == 0:  # the server: loads the model, listens, says its port, serves
-        try:
-            os.close(ready_read)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            import uvicorn
-            from mlflow.pyfunc import scoring_server
-
-            app = scoring_server.init(mlflow.pyfunc.load_model(model_uri))
-            listener = socket.socket()
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(64)
-            os.write(ready_write, str(listener.getsockname()[1]).encode())
-            os.close(ready_write)
-            uvicorn.Server(uvicorn.Config(app, log_level="error")).run(sockets=[listener])
-        finally:
-            os._exit(0)
-    os.close(ready_write)
-    port = int(os.read(ready_read, 16) or 0)
-    if not port:
-        raise RuntimeError("the grader's scoring server could not load its model")
-    problem = _wait_for_ping(port, limit)
-    if problem:
-        raise RuntimeError(f"the grader's scoring server: {problem}")
-    status, text = _http(port, "/invocations", {"dataframe_split": refused_rows.to_dict(orient="split", index=False)})
+    port = forked_server(lambda: scoring_server.init(mlflow.pyfunc.load_model(model_uri)), "/ping")
+    status, text = http(port, "/invocations", {"dataframe_split": refused_rows.to_dict(orient="split", index=False)})
     answer = json.loads(text)
     return {"port": port, "refused": {"status": status, "error_code": answer.get("error_code"), "message": answer.get("message")}}
 
@@ -210,10 +148,10 @@ def serve_and_score(command, port, X, limit):
         except OSError as error:
             return {"problem": f"it could not be started: {error}"}
     try:
-        problem = _wait_for_ping(port, limit, running=lambda: process.poll() is None)
+        problem = wait_until_answering(port, "/ping", limit, running=lambda: process.poll() is None)
         if problem is None:
             served = {"ping_seconds": round(time.monotonic() - started, 2), "listening": _listening(port)}
-            status, text = _http(port, "/invocations", {"dataframe_split": X.to_dict(orient="split", index=False)})
+            status, text = http(port, "/invocations", {"dataframe_split": X.to_dict(orient="split", index=False)})
             if status == 200:
                 return {**served, "predictions": json.loads(text)["predictions"]}
             problem = f"it answered {status} to rows the model accepts: {text[:300]}"
@@ -311,7 +249,7 @@ class Test_score_with_server:
         X = data[1]
         missing = inputs.rng.choice(list(X.columns))
         refused_rows = X.drop(columns=[missing]).head(3)
-        server = learner.start_service(store, model_server, made["model_uri"], refused_rows, START_LIMIT)
+        server = learner.start_service(store, model_server, made["model_uri"], refused_rows)
         url = f"http://127.0.0.1:{server.value['port']}"
         scored = learner.start(store, url, X, returns="array")
         refused = learner.start(store, url, refused_rows, returns="array")

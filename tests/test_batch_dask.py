@@ -22,7 +22,7 @@ from distributed import Client, Security
 from conftest import REPO, plant, scoring_processes
 from grader.batch.dask_engine import PLUGIN_PREFIX, plugins_and_clients
 from grader.core.processes import descendants
-from test_batch_runs import SEED, batch, notebook, read_rows, solution_code, solved
+from test_batch_runs import GET_POINTS, SEED, batch, notebook, read_rows, solution_code, solved
 
 HOSTILE = Path(__file__).resolve().parent / "submissions" / "hostile"
 WRONG = '''
@@ -331,7 +331,7 @@ def test_a_learner_who_leaves_a_deep_tree_costs_no_one_on_a_local_cluster(tmp_pa
     rows = read_rows(out / "gradebook.csv")
     assert set(rows) == {"a-deep", "b-loud", "c-honest", "d-honest"}, completed.stderr[-3000:]
     assert all(rows[name]["status"] == "graded" for name in rows), rows
-    assert all(rows[name]["ex01_tracking.get_or_create_experiment"] == "6" for name in ("c-honest", "d-honest")), rows
+    assert all(rows[name]["ex01_tracking.get_or_create_experiment"] == GET_POINTS for name in ("c-honest", "d-honest")), rows
     assert (out / "report.html").is_file() and time.monotonic() - started < 300
     assert "\x1b" not in (out / "b-loud" / "feedback.md").read_text() + completed.stderr
     assert not list(place.iterdir()), list(place.rglob("*"))[:10]

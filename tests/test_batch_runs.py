@@ -31,6 +31,7 @@ SEED = "7"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXERCISES = [e.key for e in catalogue.load().exercises]
 GET = "ex01_tracking.get_or_create_experiment"
+GET_POINTS = str(catalogue.load().exercise("ex01_tracking", "get_or_create_experiment").points)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
@@ -118,7 +119,7 @@ def test_bad_names_and_big_notebooks_are_error_rows_and_the_others_are_graded(ho
     rows = read_rows(out / "gradebook.csv")
     assert set(rows) == {"alice", "Zoë Müller", "<img src=x onerror=alert(1)>", '=HYPERLINK("x")',
                          "gradebook.csv", "big", "nora"}, completed.stderr
-    expected = {"alice": ("graded", "6"), "Zoë Müller": ("graded", "0"), "<img src=x onerror=alert(1)>": ("graded", "0"),
+    expected = {"alice": ("graded", GET_POINTS), "Zoë Müller": ("graded", "0"), "<img src=x onerror=alert(1)>": ("graded", "0"),
                 "nora": ("graded", "0"), '=HYPERLINK("x")': ("error", "0"), "gradebook.csv": ("error", "0"),
                 "big": ("error", "0")}
     assert {k: (r["status"], r["score"]) for k, r in rows.items()} == expected, completed.stderr
@@ -194,7 +195,7 @@ def test_the_report_shows_every_learner_with_a_link_and_runs_only_its_own_script
                 assert link and Path(page_path(link)) == out / learner / "feedback.md", (learner, link)
             else:
                 assert link is None, (learner, link)
-        assert dict(zip(columns, shown["alice"]["cells"]))["ex01_tracking.get_or_create_experiment"] == "6"
+        assert dict(zip(columns, shown["alice"]["cells"]))["ex01_tracking.get_or_create_experiment"] == GET_POINTS
         assert page.value("document.title") == "Class report" and page.value("document.images.length") == 0
         summary = page.value("document.querySelector('#summary').innerText")
         assert "7 learners: 4 graded, 3 error, 0 timeout, 0 missing" in summary and "median 0" in summary, summary
@@ -203,7 +204,7 @@ def test_the_report_shows_every_learner_with_a_link_and_runs_only_its_own_script
             button.click(); button.click();
             return [...document.querySelectorAll('#learners tbody tr')].map(r => r.querySelector('.score').innerText);
         })()""")
-        assert sorted_scores == sorted(sorted_scores, key=int, reverse=True) and sorted_scores[0] == "6", sorted_scores
+        assert sorted_scores == sorted(sorted_scores, key=int, reverse=True) and sorted_scores[0] == GET_POINTS, sorted_scores
         labels = page.value("""[...document.querySelectorAll('svg[aria-label="score distribution"] text')].map(t => {
             const box = t.getBoundingClientRect(), svg = t.ownerSVGElement.getBoundingClientRect();
             return {text: t.textContent, left: box.left, right: box.right, inside: box.top >= svg.top &&
@@ -301,7 +302,7 @@ def test_roster_regrade_and_exports(tmp_path):
     first = batch(submissions, out, "--roster", str(roster))
     rows = read_rows(out / "gradebook.csv")
     assert set(rows) == {"ada", "dan", "cy"}, first.stderr
-    assert (rows["ada"]["status"], rows["ada"]["score"], rows["ada"]["student_id"]) == ("graded", "6", "1001")
+    assert (rows["ada"]["status"], rows["ada"]["score"], rows["ada"]["student_id"]) == ("graded", GET_POINTS, "1001")
     assert rows["ada"]["section"] == "=cmd|' /C calc'!A0" and rows["ada"]["name"] == "Ada Lovelace"
     assert (rows["cy"]["status"], rows["cy"]["reason"], rows["cy"]["email"]) == ("missing", "no submission", "cy@example.org")
     assert rows["dan"]["status"] == "graded" and rows["dan"]["student_id"] == ""
@@ -318,7 +319,7 @@ def test_roster_regrade_and_exports(tmp_path):
     regraded = batch(submissions, out, "--roster", str(roster), "--regrade", "ada")
     after = read_rows(out / "gradebook.csv")
     history = catalogue.load().exercise("ex01_tracking", "log_metric_history").points
-    assert after["ada"]["score"] == str(6 + history), regraded.stderr
+    assert after["ada"]["score"] == str(int(GET_POINTS) + history), regraded.stderr
     assert "1/1" in regraded.stderr, "only ada was graded again"
     old_lines, new_lines = before.decode().splitlines(), (out / "gradebook.csv").read_text().splitlines()
     assert [l for l in new_lines if not l.startswith("ada,")] == [l for l in old_lines if not l.startswith("ada,")]
@@ -341,6 +342,6 @@ def test_roster_regrade_and_exports(tmp_path):
         assert "dan: no roster entry names this submission" in exported.stderr, exported.stderr
         if lms == "canvas":
             assert table[1:] == [["Points Possible", "", "", "", "", "100"],
-                                 ["Ada Lovelace", "77", "1001", "ada@example.org", "'=cmd|' /C calc'!A0", str(6 + history)]]
+                                 ["Ada Lovelace", "77", "1001", "ada@example.org", "'=cmd|' /C calc'!A0", str(int(GET_POINTS) + history)]]
         else:
-            assert table[1:] == [["1001", str(6 + history)]]
+            assert table[1:] == [["1001", str(int(GET_POINTS) + history)]]

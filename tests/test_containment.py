@@ -66,7 +66,9 @@ def test_hung_and_crashing_functions_are_contained(tmp_path):
     assert "the grading worker died" in messages
     for key in ("log_run", "log_evaluation", "train_and_track", "tune_hyperparameters"):
         assert exercises[f"ex01_tracking.{key}"]["status"] == "passed", (key, graded.output)
-    assert graded.results["score"] == catalogue.load().module("ex01_tracking").points - 5 - 5 - 4 - 6
+    lost = sum(catalogue.load().exercise("ex01_tracking", key).points
+               for key in ("train_with_autolog", "find_best_run", "log_metric_history", "get_or_create_experiment"))
+    assert graded.results["score"] == catalogue.load().module("ex01_tracking").points - lost
 
 
 def test_the_worker_warms_up_without_an_error(tmp_path):

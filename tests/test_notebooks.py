@@ -22,7 +22,7 @@ from grader.core import catalogue, submission
 # The test course is small: two functions of module 1 (a full grading per notebook would
 # not fit the suite's time budget); the committed course holds all of them.
 COURSE_KEYS = ["ex01_tracking.log_run", "ex01_tracking.log_metric_history"]
-COURSE_FILTER = "Test_log_run or Test_log_metric_history"
+COURSE_FILTER = "log_run or log_metric_history"
 KERNEL_ENV = {"KIT_ROOT": str(REPO), "KIT_SEED": str(SEED), "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 # Wrong submissions: function name -> the learner's code for that solution cell.
@@ -194,7 +194,7 @@ def test_extract_submission_keeps_definitions_and_runs_nothing(tmp_path):
 def test_stub_shortcut_prints_what_the_grader_prints(tmp_path):
     """A stub is not sent to the grader; what the check prints must still be the grader's."""
     exercise = catalogue.load().exercise("ex01_tracking", "log_run")
-    graded = grade(None, "-k", "Test_log_run", out=tmp_path / "r.json")
+    graded = grade(None, "-k", "log_run", out=tmp_path / "r.json")
     assert kit_notebook._summary_lines(graded.output) == kit_notebook._not_attempted(exercise, SEED)[0]
 
 
@@ -289,11 +289,13 @@ def test_nbgrader_points_equal_the_graders(nbgrader_course):
 def test_nbgrader_scores_tell_the_submissions_apart(nbgrader_course):
     course, students, _ = nbgrader_course
     points = {student: _nbgrader_points(course, student) for student in students}
-    assert points["solutions"] == {"ex01_tracking.log_run": 6, "ex01_tracking.log_metric_history": 4}
-    assert points["stubs"] == {"ex01_tracking.log_run": 0, "ex01_tracking.log_metric_history": 0}
-    assert points["forgets_tags_and_steps"] == {"ex01_tracking.log_run": 4, "ex01_tracking.log_metric_history": 1}
-    assert points["raises_and_talks_on_stderr"] == {"ex01_tracking.log_run": 0, "ex01_tracking.log_metric_history": 4}
-    assert 0 < points["leaves_the_run_active"]["ex01_tracking.log_run"] < 6
+    run, history = (catalogue.load().exercise("ex01_tracking", name) for name in ("log_run", "log_metric_history"))
+    tags, steps = run.check("tags_and_run_name").points, history.check("history_by_step").points
+    assert points["solutions"] == {run.key: run.points, history.key: history.points}
+    assert points["stubs"] == {run.key: 0, history.key: 0}
+    assert points["forgets_tags_and_steps"] == {run.key: run.points - tags, history.key: history.points - steps}
+    assert points["raises_and_talks_on_stderr"] == {run.key: 0, history.key: history.points}
+    assert 0 < points["leaves_the_run_active"][run.key] < run.points
     assert points["imports_a_missing_module"] == {"ex01_tracking.log_run": 0, "ex01_tracking.log_metric_history": 0}
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, grader_args, with_functions
+from conftest import REPO, SEED, grader_args, linger, with_functions
 from grader.core import catalogue
 from grader.core.processes import descendants, proc_stat
 from grader.sandbox import isolation
@@ -57,7 +57,7 @@ class ServerWatch:
     """Polls the processes below ``root`` while it runs, keeping every one that listens."""
 
     def __init__(self, root: int):
-        self.root, self.seen = root, {}
+        self.root, self.seen, self.commands = root, {}, {}  # listening processes; every process seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -67,6 +67,8 @@ class ServerWatch:
         # once all of it was read (it may end between two reads: then look again).
         while not self._stop.is_set():
             for pid in descendants(self.root):
+                if pid not in self.commands and (command := command_of(pid)):
+                    self.commands[pid] = command
                 if pid in self.seen:
                     continue
                 ports, space, command = listening(pid), netns(pid), command_of(pid)
@@ -92,11 +94,18 @@ def alive(pid: int) -> bool:
     return fields is not None and fields[0] != b"Z"
 
 
-def watched(command: list[str], cwd: Path = REPO) -> tuple[subprocess.CompletedProcess, dict[int, dict]]:
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def watched(command: list[str], cwd: Path = REPO, env: dict | None = None, every: dict | None = None
+            ) -> tuple[subprocess.CompletedProcess, dict[int, dict]]:
+    """Run ``command``, watching what runs below it: (how it ended, the processes that
+    listened); ``every`` gets every process seen, by pid (its command line)."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, **(env or {})})
     watch = ServerWatch(process.pid)
     output, _ = process.communicate(timeout=600)
-    return subprocess.CompletedProcess(command, process.returncode, output), watch.stop()
+    seen = watch.stop()
+    if every is not None:
+        every.update(watch.commands)
+    return subprocess.CompletedProcess(command, process.returncode, output), seen
 
 
 def assert_servers_gone(seen: dict[int, dict], output: str) -> None:
@@ -107,10 +116,19 @@ def assert_servers_gone(seen: dict[int, dict], output: str) -> None:
     assert not left, f"servers left running: {[seen[pid] for pid in left]}"
 
 
+def unhurried(folder: Path) -> Path:
+    """The learner scores with the grader's server for a second: it listens long enough to
+    be seen from outside every time, even on a busy machine (it lives a fifth of a second
+    otherwise, and a look at every process can take longer)."""
+    return linger(folder, {"ex05_serving": ["score_with_server"]})
+
+
 @pytest.mark.parametrize("mode", ["none", pytest.param("bwrap", marks=needs_bwrap)])
 def test_a_self_check_leaves_no_server_and_bwrap_keeps_them_inside(tmp_path, mode):
+    learner = unhurried(shutil.copytree(REPO / "solutions", tmp_path / "learner",
+                                                ignore=shutil.ignore_patterns("__pycache__")))
     command = [sys.executable, "-m", "pytest",
-               *grader_args(REPO / "solutions", "-k", "ex05", "--isolation", mode, seed=SEED, out=tmp_path / "r.json")]
+               *grader_args(learner, "-k", "ex05", "--isolation", mode, seed=SEED, out=tmp_path / "r.json")]
     completed, seen = watched(command)
     assert completed.returncode == 0, completed.stdout[-3000:]
     assert_servers_gone(seen, completed.stdout)
@@ -125,7 +143,7 @@ def test_a_self_check_leaves_no_server_and_bwrap_keeps_them_inside(tmp_path, mod
 @needs_bwrap
 def test_a_batch_under_bwrap_serves_inside_the_sandbox_and_leaves_nothing(tmp_path):
     submissions = tmp_path / "submissions"
-    shutil.copytree(REPO / "solutions", submissions / "ada", ignore=shutil.ignore_patterns("__pycache__"))
+    unhurried(shutil.copytree(REPO / "solutions", submissions / "ada", ignore=shutil.ignore_patterns("__pycache__")))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "1",
                "--seed", str(SEED), "--isolation", "bwrap"]
@@ -140,7 +158,7 @@ def test_a_batch_under_bwrap_serves_inside_the_sandbox_and_leaves_nothing(tmp_pa
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_watch_serves_and_quits_leaving_no_server(tmp_path):
     """`watch` on a folder whose Module 5 is done, in a terminal: its verdicts, then q."""
-    folder = with_functions(tmp_path / "learner", {(e.module, e.function): None for e in MODULE_5})
+    folder = unhurried(with_functions(tmp_path / "learner", {(e.module, e.function): None for e in MODULE_5}))
     command = [sys.executable, "-m", "grader", "watch", "--target", str(folder), "--seed", str(SEED)]
     terminal = Terminal(command, {"XDG_CACHE_HOME": str(tmp_path / "cache")})
     try:

@@ -72,7 +72,9 @@ lesson uses three of its parts:
 3. **The Model Registry** is the central catalogue of the models you use: names,
    versions, lineage back to runs, annotations and aliases.
 
-A **practice** task puts the three together; then you serve models over HTTP.
+A **practice** task puts the three together; then you serve models over HTTP, record the
+code version of a run, run an MLflow *Project* (code packaged into a reproducible run)
+and log a run through MLflow's REST API, as any language can.
 
 ## How this notebook works
 

@@ -35,6 +35,7 @@ class Entry:
     seed: int | None = None
     messages: list[str] = field(default_factory=list)
     broken: bool = False  # its module could not be imported: no verdict on the function itself
+    max_score: int | None = None  # what it was worth then: a verdict under other points is not kept
 
 
 @dataclass
@@ -60,7 +61,8 @@ class Board:
         broken = extra.get("broken_modules", {})
         for key, result in graded.items():
             self.entries[key] = Entry(result["status"], result["score"], prints.get(key), extra.get("seed"),
-                                      messages.get(key, []), broken=key.split(".")[0] in broken)
+                                      messages.get(key, []), broken=key.split(".")[0] in broken,
+                                      max_score=result.get("max_score"))
         for module in {key.split(".")[0] for key in graded}:
             self.broken.pop(module, None)
             self.frames.pop(module, None)
@@ -103,7 +105,8 @@ class Board:
             return Entry("not_attempted", 0, fingerprint)
         if broken:  # it fails when imported: no function of it can run
             return Entry("error", 0, fingerprint, broken=True)
-        if self._unchanged(exercise.key, fingerprint) and not self.entries[exercise.key].broken:
+        if (self._unchanged(exercise.key, fingerprint) and not self.entries[exercise.key].broken
+                and self.entries[exercise.key].max_score == exercise.points):  # the catalogue may have moved points
             return self.entries[exercise.key]
         return Entry(UNCHECKED, 0, fingerprint)
 
@@ -177,7 +180,9 @@ class Board:
     @classmethod
     def from_json(cls, data: dict) -> "Board":
         known = {e.key for e in catalogue.load().exercises}
-        entries = {k: Entry(**v) for k, v in data.get("entries", {}).items() if k in known}
+        fields = set(Entry.__dataclass_fields__)
+        entries = {k: Entry(**{f: x for f, x in v.items() if f in fields}) for k, v in data.get("entries", {}).items()
+                   if k in known}
         return cls(entries, dict(data.get("broken", {})), dict(data.get("frames", {})))
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -123,6 +124,12 @@ class GradingSession:
 
     def inputs(self, module: str, function: str) -> Inputs:
         return Inputs(self.seed, f"{module}.{function}")
+
+    @cached_property
+    def sqlite_stores(self) -> StoreFactory:
+        if isinstance(self.stores, StoreFactory):
+            return self.stores
+        return StoreFactory(self.scratch / "sqlite-stores", self.sandbox.template)
 
     def kept(self, service: "Service") -> None:
         with self._services_lock:
@@ -233,6 +240,11 @@ class Learner:
 
     def store(self) -> Store:
         return self.session.stores.new(self.function)
+
+    def sqlite_store(self) -> Store:
+        """A fresh SQLite store even under ``--tracking-server``: for a check that serves
+        the store itself (a tracking server of the grader's that learner code talks to)."""
+        return self.session.sqlite_stores.new(self.function)
 
     def _where(self, store: Store) -> dict:
         """What every request says of where it runs: against ``store``, from its folder,

@@ -142,21 +142,9 @@ def _frame(tree: ast.Module | None, trees: dict) -> str | None:
 def _fingerprint(tree: ast.Module | None, function: str, trees: dict) -> str | None:
     if tree is None:
         return None
-    last: dict[str, ast.stmt] = {}  # name -> the top-level statement that binds it last
-    unbound = []  # statements that bind no name we can tell: they always count
-    for node in tree.body:
-        names = _bound_names(node)
-        if names is None:
-            unbound.append(ast.dump(node))
-        for name in names or ():
-            last[name] = node
-    parts, seen, todo = set(), set(), [function]
-    while todo:
-        name = todo.pop()
-        node = last.get(name)
-        if name in seen or node is None:
-            continue
-        seen.add(name)
+    reached, unbound = _reached(tree, function)
+    parts = set()
+    for name, node in reached.items():
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             # What the name refers to (`import mlflow.sklearn` binds `mlflow` as `import mlflow`
             # does); a catalogue module it comes from counts whole.
@@ -167,8 +155,50 @@ def _fingerprint(tree: ast.Module | None, function: str, trees: dict) -> str | N
                 parts.add(ast.dump(trees[module]) if trees[module] is not None else f"<{module} does not parse>")
         else:
             parts.add(ast.dump(node))
-            todo += [n.id for n in ast.walk(node) if isinstance(n, ast.Name)]
     return hashlib.sha256("".join(sorted(parts) + unbound).encode()).hexdigest()[:16]
+
+
+def _reached(tree: ast.Module, function: str) -> tuple[dict[str, ast.stmt], list[str]]:
+    """The top-level statements ``function`` depends on, itself included, by the name each
+    binds (the binding that counts: the last), following every name they use; and the
+    statements that bind no name we can tell (they always count)."""
+    last: dict[str, ast.stmt] = {}  # name -> the top-level statement that binds it last
+    unbound = []
+    for node in tree.body:
+        names = _bound_names(node)
+        if names is None:
+            unbound.append(ast.dump(node))
+        for name in names or ():
+            last[name] = node
+    reached, todo = {}, [function]
+    while todo:
+        name = todo.pop()
+        node = last.get(name)
+        if name in reached or node is None:
+            continue
+        reached[name] = node
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            todo += [n.id for n in ast.walk(node) if isinstance(n, ast.Name)]
+    return reached, unbound
+
+
+def mlflow_uses(source: str, function: str) -> list[str]:
+    """Where ``function`` reaches MLflow, directly or through the module's helpers it uses:
+    an import of ``mlflow`` (at the top of the module, or inside a function) whose name it
+    uses. Empty when it uses none (or the source does not parse)."""
+    tree = _parsed(source)
+    if tree is None:
+        return []
+    reached, _ = _reached(tree, function)
+    found = {}
+    for name, node in reached.items():
+        top = isinstance(node, (ast.Import, ast.ImportFrom))
+        for statement in [node] if top else [n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]:
+            targets = [alias.name for alias in statement.names] if isinstance(statement, ast.Import) else [statement.module or ""]
+            if any(t == "mlflow" or t.startswith("mlflow.") for t in targets):
+                where = f"line {statement.lineno}: {ast.unparse(statement)}"
+                found[statement.lineno] = f"`{name}` ({where})" if top else where
+    return [found[line] for line in sorted(found)]
 
 
 def _import_target(node: ast.Import | ast.ImportFrom, name: str) -> str:

@@ -147,6 +147,9 @@ def bwrap_command(scratch: Path, template: Path | None, *, zygote: bool = False,
             command += ["--symlink", os.readlink(system), system]
         elif os.path.isdir(system):
             command += ["--ro-bind", system, system]
+    # /etc readable by every user (bubblewrap would make it 0700 for root): programs learner
+    # code runs as a uid of its own (git, reading /etc/gitconfig) must find what is not there.
+    command += ["--perms", "0755", "--dir", "/etc"]
     for name in ETC_FILES:
         if os.path.exists(f"/etc/{name}"):
             command += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]

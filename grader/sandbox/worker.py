@@ -72,7 +72,7 @@ import sklearn.linear_model  # noqa: E402
 
 # What learner code commonly imports, imported once here instead of in every call.
 WARM_IMPORTS = (
-    "mlflow.data", "mlflow.data.pandas_dataset", "mlflow.models", "mlflow.entities",
+    "mlflow.data", "mlflow.data.pandas_dataset", "mlflow.models", "mlflow.entities", "mlflow.projects",
     "sklearn.datasets", "sklearn.ensemble", "sklearn.metrics", "sklearn.model_selection",
     "sklearn.neighbors", "sklearn.pipeline", "sklearn.preprocessing", "sklearn.svm", "sklearn.tree",
     "matplotlib", "matplotlib.figure", "matplotlib.pyplot", "skops.io", "cloudpickle",
