@@ -4,6 +4,7 @@ and the grader's own tracking server; when it ends, none of them is left, and no
 anywhere still works in the grading's folders."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, grader_args, linger
+from conftest import REPO, SEED, Graded, grader_args, linger
 from grader.core import catalogue
 from grader.sandbox import isolation
 from test_serving import alive, netns, watched
@@ -56,3 +57,45 @@ def test_projects_git_and_the_tracking_server_end_with_the_grading(tmp_path, mod
     if mode == "bwrap":
         ours = netns(os.getpid())
         assert all(server["netns"] != ours for server in listening.values()), listening
+
+
+HANGS = '''
+
+def run_project(project_uri, experiment_id, params):  # a project whose command never ends
+    import pathlib, tempfile
+    folder = pathlib.Path(tempfile.mkdtemp())
+    (folder / "MLproject").write_text(
+        "name: forever\\nentry_points:\\n  main:\\n    command: python -c 'import time; time.sleep(3600)'\\n")
+    return mlflow.projects.run(str(folder), entry_point="main", experiment_id=experiment_id,
+                               env_manager="local", synchronous=True).run_id
+
+
+def log_run_rest(tracking_uri, experiment_id, params, metrics):  # waits for a run that never ends
+    import json, time, urllib.request
+    while True:
+        urllib.request.urlopen(f"{tracking_uri}/api/2.0/mlflow/experiments/get?experiment_id={experiment_id}").read()
+        time.sleep(0.2)
+'''
+
+
+def test_a_project_or_a_rest_call_that_never_ends_is_stopped_with_its_processes(tmp_path):
+    """Stopped at the call timeout: the project's command (which MLflow's runner starts in a
+    session of its own), the grader's tracking server, and nothing left working."""
+    place = tmp_path / "tmp"
+    place.mkdir()
+    learner = shutil.copytree(REPO / "solutions", tmp_path / "learner", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(learner / "ex06_reproducible.py", "a") as module:  # later definitions win
+        module.write(HANGS)
+    command = [sys.executable, "-m", "pytest", *grader_args(learner, "-k", "run_project or log_run_rest",
+                                                            "--call-timeout", "6", seed=SEED, out=tmp_path / "r.json")]
+    every: dict[int, str] = {}
+    completed, listening = watched(command, env={"TMPDIR": str(place)}, every=every)
+    assert "did not finish within 6 seconds" in completed.stdout, completed.stdout[-3000:]
+    assert [pid for pid, said in every.items() if "time.sleep(3600)" in said], "the project's command never ran"
+    assert listening, "the grader's tracking server was not seen listening"
+    left = [f"{pid}: {every.get(pid) or listening[pid]['command']}" for pid in [*every, *listening] if alive(pid)]
+    assert not left, f"processes outlived the grading: {left}"
+    assert not working_in(place), "a process still works in the grading's folders"
+    graded = Graded(completed.returncode, completed.stdout, json.loads((tmp_path / "r.json").read_text()))
+    for function in ("run_project", "log_run_rest"):
+        assert graded.scores()[f"ex06_reproducible.{function}"] == 0, graded.exercises
