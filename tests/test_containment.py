@@ -8,9 +8,14 @@ from conftest import REPO, grade
 from grader.core import catalogue
 
 HUNG = '''
-def train_with_autolog(experiment_id, data, params):
+def _wait_for_the_data():
+    import time
     while True:
-        pass
+        time.sleep(0.5)  # for something that never comes
+
+
+def train_with_autolog(experiment_id, data, params):
+    _wait_for_the_data()
 '''
 CRASHING = '''
 def find_best_run(experiment_id, metric, maximize=True):
@@ -61,6 +66,9 @@ def test_hung_and_crashing_functions_are_contained(tmp_path):
         assert exercises[f"ex01_tracking.{key}"]["status"] == "error", (key, graded.output)
     messages = "\n".join(test["output"] for test in graded.results["tests"])
     assert "did not finish within 4 seconds" in messages
+    stuck = (folder / "ex01_tracking.py").read_text().splitlines().index("        time.sleep(0.5)  # for something that never comes") + 1
+    assert (f"It was stopped at line {stuck} of ex01_tracking.py, in `_wait_for_the_data`: "
+            "time.sleep(0.5)  # for something that never comes") in messages, messages
     assert "exited with code 3" in messages
     assert "sys.exit(1)" in messages
     assert "the grading worker died" in messages

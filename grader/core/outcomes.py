@@ -71,8 +71,10 @@ def advice_for(error: str) -> str:
     return "".join(f"\n{advice}" for pattern, advice in KNOWN_ERRORS if pattern.search(error or ""))
 
 
-def outcome_of(result: CallResult, module: str, function: str, timeout: float) -> LearnerOutcome | None:
-    """The exception a check raises for this call, or None when it returned normally."""
+def outcome_of(result: CallResult, module: str, function: str, timeout: float,
+               source: str | None = None) -> LearnerOutcome | None:
+    """The exception a check raises for this call, or None when it returned normally
+    (``source``: the learner's module, to quote the line a stopped call was stuck on)."""
     where = f"`{function}` in {module}.py"
     output = f"\nWhat it printed last:\n{result.output.strip()}" if result.output.strip() else ""
     if result.status == Status.OK:
@@ -87,7 +89,7 @@ def outcome_of(result: CallResult, module: str, function: str, timeout: float) -
     if result.status == Status.TIMEOUT:
         return LearnerError(
             f"{where} did not finish within {timeout:g} seconds and was stopped "
-            f"(an endless loop, or waiting for something that never comes?).{output}"
+            f"(an endless loop, or waiting for something that never comes?).{stuck_line(result, module, source)}{output}"
         )
     if result.status == Status.CRASHED:
         return LearnerError(f"{where} crashed: {result.error}.{output}{advice_for(output)}")
@@ -100,6 +102,17 @@ def outcome_of(result: CallResult, module: str, function: str, timeout: float) -
         return BrokenModule(module, function, import_problem(result.error or "", module, output))
     return LearnerError(f"{where} raised an exception:\n{result.error}{advice_for(result.error)}{output}",
                         raised=result.error or "")
+
+
+def stuck_line(result: CallResult, module: str, source: str | None) -> str:
+    """Where in the learner's module a stopped call was: its innermost frame there."""
+    frame = next(((line, function) for name, line, function in result.stuck_at if name == f"{module}.py"), None)
+    if frame is None:
+        return ""
+    line, function = frame
+    lines = (source or "").splitlines()
+    text = f": {lines[line - 1].strip()[:200]}" if 0 < line <= len(lines) else ""
+    return f"\nIt was stopped at line {line} of {module}.py, in `{function[:100]}`{text}"
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*: ")

@@ -295,7 +295,7 @@ class Learner:
         result = self._run(store, request, "learner_call", timeout)
         if result.warnings:
             self.session.note(self.key, result.warnings)
-        outcome = outcome_of(result, self.module, self.function, timeout)
+        outcome = outcome_of(result, self.module, self.function, timeout, self.source())
         if outcome is not None:
             raise outcome
         return result

@@ -12,6 +12,7 @@ import functools
 import itertools
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -30,8 +31,8 @@ from grader.core.processes import kill_group
 from grader.sandbox import confine
 from grader.sandbox.cgroups import oom_kills
 from grader.sandbox.protocol import (
-    ARRAY_FILE, MAX_ARRAY_FILE_BYTES, MAX_RESULT_BYTES, OUTPUT_FILE, REQUEST_FILE, RESULT_FILE, WORKER_DIED, CallResult,
-    Status,
+    ARRAY_FILE, MAX_ARRAY_FILE_BYTES, MAX_RESULT_BYTES, OUTPUT_FILE, REQUEST_FILE, RESULT_FILE, STACK_FILE, WORKER_DIED,
+    CallResult, Status,
 )
 
 WORKER = Path(__file__).resolve().with_name("worker.py")
@@ -384,7 +385,7 @@ def _read_result(root: Path, call_dir: Path, reply: dict, memory_note: str | Non
     common = dict(root=root, seconds=reply["seconds"], max_rss_kb=reply["max_rss_kb"], output=output,
                   load_array=functools.cache(functools.partial(_load_array, root, call_dir)))
     if reply["timed_out"]:
-        return CallResult(Status.TIMEOUT, call_dir, **common)
+        return CallResult(Status.TIMEOUT, call_dir, stuck_at=_stuck_at(root, call_dir), **common)
     if reply["exit"] != 0:
         return CallResult(Status.CRASHED, call_dir, error=memory_note or _describe_exit(reply, root, call_dir, file_limit), **common)
     try:
@@ -406,6 +407,19 @@ def _read_result(root: Path, call_dir: Path, reply: dict, memory_note: str | Non
         return CallResult(Status.CRASHED, call_dir, error=_describe_exit(reply, root, call_dir, file_limit), **common)
     except (ValueError, KeyError, TypeError):
         return CallResult(Status.CRASHED, call_dir, error="the call left an unreadable result", **common)
+
+
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"\n]*)", line (?P<line>\d+) in (?P<function>\S+)', re.MULTILINE)
+
+
+def _stuck_at(root: Path, call_dir: Path) -> list[tuple[str, int, str]]:
+    """(file name, line, function) of each frame the stopped call's stacks held, innermost
+    first (faulthandler's dump, written by the call: read as untrusted text)."""
+    try:
+        text = files.read_bytes(root, call_dir / STACK_FILE, 64 * 1024).decode(errors="replace")
+    except OSError:
+        return []
+    return [(Path(m["file"]).name, int(m["line"]), m["function"]) for m in _FRAME.finditer(text)][:200]
 
 
 def _load_array(root: Path, call_dir: Path):

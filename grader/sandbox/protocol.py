@@ -16,6 +16,8 @@ One call, in order:
 3. The child takes the learner's rights, and only then reads the request. It writes what
    it printed to ``OUTPUT_FILE``, the outcome to ``RESULT_FILE`` (JSON: a ``Status``, the
    value as plain data, ...), an array to ``ARRAY_FILE`` (``.npy``, no pickle), and exits.
+   Shortly before its deadline it dumps its stacks to ``STACK_FILE`` (faulthandler): a call
+   stopped there can say which line of the learner's it was stuck on.
 4. The worker says ``{"id": 7, "exit", "signal", "timed_out", "seconds", "max_rss_kb"}``.
 5. The grader reads those files, never following a link and never unpickling, into a
    ``CallResult``.
@@ -45,6 +47,8 @@ REQUEST_FILE = "request.pkl"
 OUTPUT_FILE = "output.txt"
 RESULT_FILE = "result.json"
 ARRAY_FILE = "value.npy"
+STACK_FILE = "stack.txt"  # the call's Python stacks, dumped just before its deadline
+STACK_LEAD_SECONDS = 0.5  # how long before the deadline they are dumped
 CALL_TMP = "tmp"  # the call's own TMPDIR
 
 
@@ -130,6 +134,7 @@ class CallResult:
     max_rss_kb: int = 0
     output: str = ""
     at_import: bool = False  # it failed while importing the learner's module
+    stuck_at: list = field(default_factory=list)  # a stopped call's frames in learner files: (file, line, function)
     warnings: list = field(default_factory=list)  # deprecations MLflow reported during the call
     call_id: int | None = None  # the worker's id of the call (a kept call is released by it)
     load_array: Callable[[], Any] | None = field(default=None, repr=False)  # set by whoever read the call

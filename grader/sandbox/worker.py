@@ -20,6 +20,7 @@ confine.py) are the only grader code the sandbox sees.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import gc
 import importlib
 import importlib.util
@@ -217,8 +218,8 @@ def _run(request: dict, call_dir: str) -> dict:
     return result
 
 
-def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int] | None) -> None:
-    """Runs in the forked child: never returns."""
+def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int] | None, seconds: float) -> None:
+    """Runs in the forked child (which has ``seconds`` before it is stopped): never returns."""
     code = Exit.OK
     try:
         os.setsid()  # its own process group, so everything it starts can be killed at once
@@ -240,6 +241,7 @@ def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int
         os.dup2(output, 2)
         os.close(output)
         os.closerange(3, 1 << 16)  # the protocol pipe and other calls' handles stay with the server
+        _dump_stacks_before(seconds, call_dir)
         partial = os.path.join(call_dir, _protocol.RESULT_FILE + ".partial")
         reserved = _reserve(partial)
         with open(os.path.join(call_dir, _protocol.REQUEST_FILE), "rb") as handle:
@@ -265,6 +267,22 @@ def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+_stacks = None  # the open STACK_FILE of this call, kept for faulthandler's thread
+
+
+def _dump_stacks_before(seconds: float, call_dir: str) -> None:
+    """Have faulthandler dump the call's stacks just before its deadline: a call stopped
+    there can say which of the learner's lines it was stuck on. Its own C thread writes
+    them, so this works even while the learner's code loops without returning to Python."""
+    global _stacks
+    lead = min(_protocol.STACK_LEAD_SECONDS, seconds / 4)
+    try:
+        _stacks = open(os.path.join(call_dir, _protocol.STACK_FILE), "w")
+        faulthandler.dump_traceback_later(seconds - lead, file=_stacks)
+    except (OSError, RuntimeError):  # no thread to spare under the learner's limits: it says less
+        pass
 
 
 def _reserve(path: str) -> int:
@@ -370,7 +388,7 @@ class Worker:
         limits = {**self.default_limits, **request.get("limits", {})}
         pid = os.fork()
         if pid == 0:
-            child_main(request["dir"], limits, self.confined, self.user)
+            child_main(request["dir"], limits, self.confined, self.user, float(request.get("timeout", 60)))
         self.running[os.pidfd_open(pid)] = {
             "id": request["id"],
             "pid": pid,
