@@ -6,7 +6,8 @@ floor and to a cold `pytest grader`, all measured in the same run.
 `python -m grader watch` runs in a tmux pane of its own, on a copy of the stubs. Each round
 saves a wrong `log_run` and waits for ✘, then saves a correct one and times until the screen
 shows ✔ log_run and the new count of functions done (read with `tmux capture-pane`, as a
-person reads it). The floor is one Python importing MLflow and scikit-learn
+person reads it); then the same while another function's call hangs (a second host checks
+the saves). The floor is one Python importing MLflow and scikit-learn
 (`python -c "import mlflow.sklearn, sklearn.ensemble"`); "cold" is what each check cost before
 watch: `pytest grader -k log_run` on the same folder, the whole `pytest grader` on it, and on
 the solutions (every function graded).
@@ -41,16 +42,27 @@ WRONG = '''def log_run(experiment_id, params, metrics, tags=None, run_name=None)
 
 
 def solution(module: str, function: str) -> str:
-    text = drop_markers((REPO / "solutions" / f"{module}.py").read_text())
+    return original(REPO / "solutions", function, module)
+
+
+def original(folder: Path, function: str, module: str = "ex01_tracking") -> str:
+    """``function`` as ``folder`` (the stubs or the solutions) holds it."""
+    text = drop_markers((folder / f"{module}.py").read_text())
     first, last = definition_span(text, function)
     return "".join(text.splitlines(keepends=True)[first - 1:last])
 
 
-def save(folder: Path, code: str) -> None:
-    """Replace log_run in ex01_tracking.py, the way an editor saves: a whole new file."""
+HANGS = '''def log_metric_history(experiment_id, key, values):
+    while True:  # a call that never returns, until its timeout
+        pass
+'''
+
+
+def save(folder: Path, code: str, function: str = "log_run") -> None:
+    """Replace ``function`` in ex01_tracking.py, the way an editor saves: a whole new file."""
     path = folder / "ex01_tracking.py"
     text = path.read_text()
-    first, last = definition_span(text, "log_run")
+    first, last = definition_span(text, function)
     lines = text.splitlines(keepends=True)
     path.write_text("".join(lines[:first - 1]) + code + "".join(lines[last:]))
 
@@ -86,6 +98,18 @@ class Pane:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
 
 
+def toggle(pane: Pane, folder: Path, saves: int, total: int) -> list[float]:
+    """Seconds from saving a correct log_run to its ✔ on screen, ``saves`` times (a wrong
+    one saved between)."""
+    latencies = []
+    for _ in range(saves):
+        save(folder, solution("ex01_tracking", "log_run"))
+        latencies.append(pane.wait_for("✔ log_run", f"1/{total} done"))
+        save(folder, WRONG)
+        pane.wait_for("✘ log_run", f"0/{total} done")
+    return latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--saves", type=int, default=5, help="saves of a correct log_run to time (default %(default)s)")
@@ -99,20 +123,19 @@ def main() -> None:
         shutil.copytree(REPO / "exercises", folder, ignore=shutil.ignore_patterns("__pycache__"))
         env = {"XDG_CACHE_HOME": str(Path(scratch) / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
         floor = [timed(FLOOR) for _ in range(args.cold)]
-        pane = Pane([sys.executable, "-m", "grader", "watch", "--target", str(folder)], env)
+        pane = Pane([sys.executable, "-m", "grader", "watch", "--target", str(folder), "--call-timeout", "900"], env)
         try:
             pane.wait_for(f"0/{total} done")
             save(folder, WRONG)
             first = pane.wait_for("✘ log_run")  # includes the grading host's start
-            latencies = []
-            for _ in range(args.saves):
-                save(folder, solution("ex01_tracking", "log_run"))
-                latencies.append(pane.wait_for("✔ log_run", f"1/{total} done"))
-                save(folder, WRONG)
-                pane.wait_for("✘ log_run", f"0/{total} done")
+            latencies = toggle(pane, folder, args.saves, total)
+            save(folder, HANGS, "log_metric_history")  # checked until its 900 s timeout
+            pane.wait_for("checking log_metric_history (")
+            beside_a_hang = toggle(pane, folder, args.saves, total)
         finally:
             pane.close()
         save(folder, solution("ex01_tracking", "log_run"))
+        save(folder, original(REPO / "exercises", "log_metric_history"), "log_metric_history")  # its stub again
         grade = [sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider", "--target", str(folder)]
         environment = {**os.environ, **env}
         cold_one = [timed([*grade, "-k", "log_run"], env=environment) for _ in range(args.cold)]
@@ -123,6 +146,7 @@ def main() -> None:
     rows = [
         ("floor: import mlflow.sklearn, sklearn.ensemble", floor),
         (f"watch: save a correct log_run -> ✔ on screen ({args.saves} saves)", latencies),
+        ("watch: the same while log_metric_history's call hangs", beside_a_hang),
         ("watch: first verdict after starting (host start-up included)", [first]),
         ("cold: pytest grader -k log_run", cold_one),
         (f"cold: pytest grader (that folder: log_run and {total - 1} stubs)", cold_all),

@@ -27,7 +27,12 @@ FORGETS_TAGS = '''def log_run(experiment_id: str, params: dict, metrics: dict, t
         mlflow.log_metrics(metrics)
     return run.info.run_id
 '''
-FUNCTION_LINE = re.compile(r"^\s+(\S)\s+(\w+)\s+(passed|failed|error|not attempted|not checked)\s+(\d+)/(\d+)\s*$")
+HANGS = '''def log_run(experiment_id: str, params: dict, metrics: dict, tags: dict[str, str] | None = None,
+            run_name: str | None = None) -> str:
+    while True:  # waits for something that never comes
+        pass
+'''
+FUNCTION_LINE = re.compile(r"^\s+(\S)\s+(\w+)\s+(passed|failed|error|not attempted|not checked|checking…)\s+(\d+)/(\d+)\s*$")
 EXERCISES = catalogue.load().exercises
 
 
@@ -101,6 +106,33 @@ def test_watch_grades_what_changed_and_quits_leaving_nothing(tmp_path, terminals
     assert_all_end(terminal, pids)
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in (REPO / "exercises").glob("*.py")), \
         "nothing may be written into the learner's folder"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_a_call_that_hangs_holds_up_no_other_verdict_and_the_status_tells_the_truth(tmp_path, terminals):
+    folder = with_functions(tmp_path / "learner", {("ex01_tracking", "log_run"): HANGS})
+    terminal = terminals([sys.executable, "-m", "grader", "watch", "--target", str(folder), "--seed", str(SEED),
+                          "--call-timeout", "600"], {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    screen = terminal.wait_for("checking log_run (", "Next: wait for the verdict on `log_run`")
+    assert board(screen)["log_run"] == ("checking…", 0), screen
+
+    replace_function(folder, "ex02_models", "save_local", solution_of("ex02_models", "save_local"))
+    screen = terminal.wait_for("checked save_local in")  # long before log_run's call times out
+    assert board(screen)["save_local"] == ("passed", 3) and board(screen)["log_run"] == ("checking…", 0), screen
+    assert re.search(r"checking log_run \(\d+ s\)…", screen), screen
+
+    replace_function(folder, "ex01_tracking", "log_run", solution_of("ex01_tracking", "log_run"))  # the loop fixed
+    screen = terminal.wait_for("checked log_run in", f"2/{FUNCTIONS} done")  # its old check was stopped
+    assert board(screen)["log_run"] == ("passed", 6) and not re.search(r"^checking ", screen, re.MULTILINE), screen
+
+    registry = folder / "ex03_registry.py"
+    registry.write_text(registry.read_text().replace("alias: str) -> None:", "alias: str -> None:", 1))
+    screen = terminal.wait_for("SyntaxError", "Next: fix the syntax error in ")
+    assert not re.search(r"^(checked|checking) ", screen, re.MULTILINE), "the status spoke of code since changed:\n" + screen
+    pids = terminal.processes()
+    terminal.keys("q")
+    terminal.wait_for("Stopped watching")
+    assert_all_end(terminal, pids)
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

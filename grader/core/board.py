@@ -23,6 +23,7 @@ from grader.core.source import compile_problem, fingerprints, is_untouched_stub,
 
 # Statuses a board shows besides a grading's own (passed, failed, error, not_attempted).
 UNCHECKED = "unchecked"  # edited since its last check, or never checked
+CHECKING = "checking"  # being checked now (`watch`)
 KEPT_BOARDS = 50  # boards of other folders kept in the cache; the oldest go
 LAST_TIME = {"failed": "it failed when last checked", "error": "it stopped with an error when last checked"}
 
@@ -124,9 +125,9 @@ class Board:
 
     def next_target(self) -> tuple[str, object]:
         """What to do next, for the whole kit: ("broken", module name), or ("fix" | "check" |
-        "implement", exercise), or ("done", None). A broken module comes first, then a
-        function just checked that fails, then code not checked yet, then the first function
-        not done."""
+        "wait" | "implement", exercise), or ("done", None). A broken module comes first, then
+        a function just checked that fails, then code not checked yet, then code being
+        checked, then the first function not done."""
         cat = catalogue.load()
         for module in cat.modules:
             if module.name in self.broken:
@@ -138,12 +139,13 @@ class Board:
         # What was just checked and fails, then code not checked yet, then older failures, then the rest.
         failing_now = [e for e in cat.exercises if e.key in self.fresh and status(e) in ("failed", "error")]
         unchecked = [e for e in cat.exercises if status(e) == UNCHECKED]
+        checking = [e for e in cat.exercises if status(e) == CHECKING]
         failing = [e for e in cat.exercises if status(e) in ("failed", "error")]
         not_done = [e for e in cat.exercises if status(e) != "passed"]
-        exercise = next(iter(failing_now + unchecked + failing + not_done), None)
+        exercise = next(iter(failing_now + unchecked + checking + failing + not_done), None)
         if exercise is None:
             return "done", None
-        kind = {"failed": "fix", "error": "fix", UNCHECKED: "check"}.get(status(exercise), "implement")
+        kind = {"failed": "fix", "error": "fix", UNCHECKED: "check", CHECKING: "wait"}.get(status(exercise), "implement")
         return kind, exercise
 
     def next_step(self, places: Places, command: str | None = "pytest grader") -> str:
@@ -168,6 +170,8 @@ class Board:
         if kind == "fix":
             why = "see the message above" if what.key in self.fresh else LAST_TIME[self.entries[what.key].status]
             return f"Next: fix `{name}` in {file} ({why}){then(name)}{still}"
+        if kind == "wait":
+            return f"Next: wait for the verdict on `{name}`: it is being checked now{still}"
         if kind == "check":
             return f"Next: check `{name}` (its code has not been checked yet){then(name, 'run')}{still}"
         return f"Next: implement `{name}` in {file}{then(name, 'check it')}{still}"

@@ -71,9 +71,13 @@ class Host:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=self.root,
                 env=self.env, start_new_session=True, bufsize=0)
 
-    def grade(self, args: list[str], *, cwd: Path, log: Path, timeout: float) -> HostReply:
+    def warm(self) -> None:
+        """Start the host (it warms up at once) if it is not running."""
         if self.process is None or self.process.poll() is not None:
             self._start()
+
+    def grade(self, args: list[str], *, cwd: Path, log: Path, timeout: float) -> HostReply:
+        self.warm()
         request = {"args": args, "cwd": str(cwd), "log": str(log), "timeout": timeout}
         try:
             self.process.stdin.write((json.dumps(request) + "\n").encode())

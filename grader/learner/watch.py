@@ -1,14 +1,16 @@
 """`python -m grader watch`: grade at every save, and keep the whole board on screen.
 
-A foreground command, never a daemon. It keeps one warm grading host (grader/host/) while
-it runs, so a grading costs a fork, not a new Python importing MLflow. It polls the
+A foreground command, never a daemon. It keeps a warm grading host (grader/host/), two
+while a check runs long, so a grading costs a fork, not a new Python importing MLflow. It polls the
 folder's files (a few stat calls every POLL_SECONDS: no dependency, and it works on every
 file system); at each change it
 
 1. compiles every module: a syntax error shows at once, once, before anything is graded;
 2. grades again only the functions whose fingerprint changed (grader/core/source.py: their
    own code, the module's shared code, the functions they call), with ``pytest grader``'s
-   own checks, messages, seed and isolation, in a scoring process the host forks;
+   own checks, messages, seed and isolation, in a scoring process the host forks. A check
+   that runs long (a call that hangs, until its timeout) keeps its host; the next save is
+   checked on a second one, and a save of the code being checked stops that check;
 3. redraws the board: every function's status and points, how many are done, the total and
    the next thing to do, with the messages of that one function.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import select
@@ -31,11 +34,12 @@ import termios
 import threading
 import time
 import tty
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.core import catalogue, files, summary
 from grader import KIT_ROOT
-from grader.core.board import Board
+from grader.core.board import CHECKING, UNCHECKED, Board, Entry
 from grader.core.options import grading_args, new_seed
 from grader.core.places import Places
 from grader.core.source import fingerprints, is_untouched_stub, read_module
@@ -44,6 +48,8 @@ from grader.host.client import Host
 from grader.sandbox.protocol import Exit
 
 POLL_SECONDS = 0.05
+MAX_HOSTS = 2  # one may hold a call that hangs while the other checks the next save
+SPARE_AFTER_SECONDS = 2.0  # a check running this long may hang: warm the second host
 CLEAR = "\x1b[H\x1b[2J\x1b[3J"
 GRADING_TIMEOUT = 900.0  # seconds for one grading, as a notebook's check allows
 
@@ -62,37 +68,61 @@ def watch(folder: Path, args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+@dataclass(eq=False)
+class Grading:
+    """One grading in flight, in a thread of its own, on a host of its own."""
+
+    wanted: list[catalogue.Exercise]
+    host: Host
+    started: float = field(default_factory=time.monotonic)
+    results: dict | None = None
+    said: str = ""  # what the status line says once it is done
+    stale: bool = False  # code it checks changed meanwhile: stopped, its verdicts dropped
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def keys(self) -> set[str]:
+        return {e.key for e in self.wanted}
+
+    def names(self) -> str:
+        return ", ".join(e.function for e in self.wanted)
+
+
 class Watch:
     def __init__(self, folder: Path, seed: int, isolation: str, call_timeout: float, target_option: str = ""):
         self.folder, self.seed, self.isolation, self.call_timeout = folder, seed, isolation, call_timeout
         self.places = Places(folder)
         self.target_option = target_option  # how the learner named the folder, for commands they may paste
         self.root = Path(tempfile.mkdtemp(prefix="mlflow-kit-watch-", dir=scratch_parent()))
-        self.host = Host(self.root / "host", isolation, call_timeout)  # starts warming up now
+        self.hosts = [self._new_host()]  # starts warming up now
         self.board = Board()
         self.tried: dict[str, str | None] = {}  # module.function -> the fingerprint last sent to grading
-        self.status = ""
+        self.said = ""  # the last grading's line; a save clears it (it spoke of other code)
         self.files: dict[str, tuple] = {}
-        self.grading: threading.Thread | None = None
-        self.graded = threading.Event()
+        self.running: list[Grading] = []
+        self.finished = threading.Event()  # a grading ended: take its verdicts
         self.resized = threading.Event()  # the terminal changed size: draw again
         signal.signal(signal.SIGWINCH, lambda signum, frame: self.resized.set())
-        self.results: dict | None = None
-        self.rounds = 0
+        self.rounds = itertools.count(1)
+        self.drawn = 0.0
+        self.closing = False
 
     # -- the loop
     def run(self, keys) -> None:
         while True:
             if self._changed():
+                self.said = ""
                 self.draw()  # a syntax error shows now, before any grading
-                self._grade_if_idle()
-            if self.graded.is_set():
-                self.graded.clear()
+                self._schedule()
+            if self.finished.is_set():
+                self.finished.clear()
                 self._take_results()
-                self._grade_if_idle()  # saves made while it graded
+                self._schedule()  # saves made while it graded, or waiting for a host
             if keys.pressed("q"):
                 return
-            if self.resized.is_set():
+            self._spare_host_if_slow()
+            now = time.monotonic()
+            if self.resized.is_set() or (self.running and now - self.drawn >= 1):  # the seconds a check has taken
                 self.resized.clear()
                 self.draw()
 
@@ -109,12 +139,18 @@ class Watch:
         return changed
 
     def view(self) -> Board:
-        return self.board.against(self.folder)
+        """The board for the code as it is now, with the functions being checked shown so."""
+        seen = self.board.against(self.folder)
+        for grading in [g for g in self.running if not g.stale]:
+            for key in grading.keys:
+                if seen.entries[key].status == UNCHECKED:
+                    seen.entries[key] = Entry(CHECKING, 0, seen.entries[key].fingerprint)
+        return seen
 
     def to_grade(self) -> list[catalogue.Exercise]:
-        """Functions whose code changed since their verdict, leaving out what needs no
-        grading to be known: stubs (not attempted), modules that do not compile, and
-        modules whose import failed and runs the same code still."""
+        """Functions whose code changed since their verdict and is not being checked now,
+        leaving out what needs no grading to be known: stubs (not attempted), modules that do
+        not compile, and modules whose import failed and runs the same code still."""
         now, wanted, broken = fingerprints(self.folder), [], self.view().broken
         for module in catalogue.load().modules:
             code = read_module(self.folder, module.name)
@@ -126,60 +162,103 @@ class Watch:
                 changed = (known is None or known.fingerprint != current) and self.tried.get(exercise.key) != current
                 if changed and not is_untouched_stub(code, exercise.function):
                     wanted.append(exercise)
-                    self.tried[exercise.key] = current  # a grading that fails is not retried until the code changes
         return wanted
 
-    def _grade_if_idle(self) -> None:
-        if self.grading is not None and self.grading.is_alive():
-            return
-        wanted = self.to_grade()
-        if not wanted:
-            self.draw()
-            return
-        self.status = f"checking {', '.join(e.function for e in wanted)}…"
+    def _schedule(self) -> None:
+        """Stop the gradings whose code changed since they started, and grade what changed
+        on a free host: a call that hangs holds its own host, never the others' verdicts."""
+        changed = {e.key for e in self.to_grade()}
+        for grading in self.running:
+            if not grading.stale and grading.keys & changed:
+                grading.stale = True
+                for key in grading.keys:  # its verdicts will not come: grade them again
+                    self.tried.pop(key, None)
+                grading.host.stop()  # ends its calls now; it warms up again for the next
+        wanted, host = self.to_grade(), self._free_host()
+        if wanted and host is not None:
+            now = fingerprints(self.folder)
+            for exercise in wanted:
+                self.tried[exercise.key] = now.get(exercise.key)  # a failing grading is not retried until the code changes
+            grading = Grading(wanted, host)
+            self.running.append(grading)
+            threading.Thread(target=self._grade, args=(grading,), daemon=True).start()
         self.draw()
-        self.grading = threading.Thread(target=self._grade, args=(wanted,), daemon=True)
-        self.grading.start()
 
-    def _grade(self, wanted: list[catalogue.Exercise]) -> None:
-        self.rounds += 1
-        results, log = self.root / f"results-{self.rounds}.json", self.root / f"grading-{self.rounds}.log"
-        args = grading_args(self.folder, seed=self.seed, results=results, only=wanted, isolation=self.isolation,
-                           call_timeout=self.call_timeout)
-        started = time.monotonic()
-        reply = self.host.grade(args, cwd=KIT_ROOT, log=log, timeout=GRADING_TIMEOUT)
+    def _free_host(self) -> Host | None:
+        busy = {id(g.host) for g in self.running}
+        free = [host for host in self.hosts if id(host) not in busy]
+        if not free and len(self.hosts) < MAX_HOSTS:
+            self.hosts.append(self._new_host())
+            return self.hosts[-1]
+        return free[0] if free else None
+
+    def _spare_host_if_slow(self) -> None:
+        """A check that runs long may be a hang: warm a second host now, so the next save
+        does not wait for it to start."""
+        if len(self.hosts) < MAX_HOSTS and any(time.monotonic() - g.started > SPARE_AFTER_SECONDS
+                                               for g in self.running):
+            self.hosts.append(self._new_host())
+
+    def _new_host(self) -> Host:
+        return Host(self.root / f"host-{len(getattr(self, 'hosts', []))}", self.isolation, self.call_timeout)
+
+    def _grade(self, grading: Grading) -> None:
+        round = next(self.rounds)
+        results, log = self.root / f"results-{round}.json", self.root / f"grading-{round}.log"
+        args = grading_args(self.folder, seed=self.seed, results=results, only=grading.wanted,
+                            isolation=self.isolation, call_timeout=self.call_timeout)
+        reply = grading.host.grade(args, cwd=KIT_ROOT, log=log, timeout=GRADING_TIMEOUT)
         try:
-            self.results = json.loads(results.read_text())
-            self.status = f"checked {', '.join(e.function for e in wanted)} in {time.monotonic() - started:.1f} s"
+            grading.results = json.loads(results.read_text())
+            grading.said = f"checked {grading.names()} in {time.monotonic() - grading.started:.1f} s"
         except (OSError, ValueError):
             tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
-            self.results = None
             why = reply.reason or f"exit {reply.exit}"
-            self.status = "\n".join([f"the grader could not check ({why}):", *tail])
+            grading.said = "\n".join([f"the grader could not check {grading.names()} ({why}):", *tail])
         for used in (results, log):  # a long session makes many: keep none
             used.unlink(missing_ok=True)
-        self.graded.set()
+        if not self.closing:
+            grading.host.warm()  # stopped under a stale grading: ready again for the next
+        grading.done.set()
+        self.finished.set()
 
     def _take_results(self) -> None:
-        if self.results is not None:
-            self.board.record(self.results)
-        self.draw()
+        for grading in [g for g in self.running if g.done.is_set()]:
+            self.running.remove(grading)
+            if grading.stale:
+                continue
+            if grading.results is not None:
+                self.board.record(grading.results)
+            self.said = grading.said
 
     # -- the screen
+    def status(self) -> list[str]:
+        """The last verdict's line, and what is being checked now and for how long."""
+        now = time.monotonic()
+        checking = [f"{g.names()} ({now - g.started:.0f} s)" for g in self.running if not g.stale]
+        return [line for line in (self.said, f"checking {', '.join(checking)}…" if checking else "") if line]
+
     def draw(self) -> None:
         size = _screen_size()
         lines = [f"MLflow exercise kit · watching {self.places.folder or self.folder} · seed {self.seed} "
                  f"(`pytest grader{self.target_option} --seed {self.seed}` says the same)",
                  "Save a file: what changed is checked again. q quits.", ""]
-        lines += summary.render_board(self.view(), self.places, command=None, rows=size.lines - len(lines) - 2)
-        lines += ["", self.places.scrub(self.status)] if self.status else []
+        status = self.status()
+        lines += summary.render_board(self.view(), self.places, command=None,
+                                      rows=size.lines - len(lines) - 1 - len(status))
+        lines += ["", *map(self.places.scrub, status)] if status else []
         sys.stdout.write(CLEAR + "\n".join(lines) + "\n")
         sys.stdout.flush()
+        self.drawn = time.monotonic()
 
     def close(self) -> None:
-        self.host.stop()  # the host, its worker and a grading in progress, with all they started
-        if self.grading is not None:
-            self.grading.join(timeout=10)
+        self.closing = True
+        for host in self.hosts:
+            host.stop()  # the host, its worker and a grading in progress, with all they started
+        for grading in self.running:
+            grading.done.wait(timeout=10)
+        for host in self.hosts:  # one a grading's thread started again as it ended
+            host.stop()
         files.remove_tree(self.root)
 
 
