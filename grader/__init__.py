@@ -18,3 +18,23 @@ code; AUTHORING.md says how to add an exercise. In short:
 from pathlib import Path
 
 KIT_ROOT = Path(__file__).resolve().parent.parent  # the kit's folder: grader/, solutions/, exercises/...
+
+
+def install_advice(error: ModuleNotFoundError) -> str:
+    """One plain line for a Python that lacks the kit's packages: which, and the command
+    that installs them (instead of pages of import traceback)."""
+    import importlib.metadata
+    import re
+    import sys
+
+    pins = [line.split("==")[0].split("[")[0].strip() for line in (KIT_ROOT / "requirements.txt").read_text().splitlines()
+            if re.match(r"^[A-Za-z0-9]", line)]
+    missing = []
+    for name in pins:
+        try:
+            importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+    what = ", ".join(missing) if missing else f"the module {error.name!r}"
+    return (f"This Python ({sys.executable}) lacks the kit's packages ({what}): install them with "
+            f"`{sys.executable} -m pip install -r {KIT_ROOT / 'requirements.txt'}`, or use the Python you installed them into.")

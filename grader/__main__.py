@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.register("action", "listing", _Listing)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", action="listing",
-                                     help=argparse.SUPPRESS)
+                                     help=argparse.SUPPRESS, prog="python -m grader")  # each: "python -m grader watch"
     sections = []
     for title, modules in _command_groups():
         before = set(getattr(commands, "helps", {}))
@@ -52,9 +52,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _needs_the_kits_packages() -> None:
+    """Commands import MLflow late, or only in the processes they start (which would fail
+    one by one): look first."""
+    import importlib.util
+
+    for name in ("mlflow", "sklearn", "pandas", "numpy", "cloudpickle"):
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        args = build_parser().parse_args(argv)
+        _needs_the_kits_packages()
+        return args.handler(args)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] == "grader":
+            raise
+        from grader import install_advice
+
+        print(install_advice(error), file=sys.stderr)  # one plain line instead of a traceback
+        return 2  # Exit.REFUSED: nothing ran
 
 
 if __name__ == "__main__":

@@ -1,2 +1,14 @@
 """`pytest grader` loads the kit's plugin from here (hooks and fixtures live in plugin.py)."""
-from grader.plugin import *  # noqa: F401,F403
+try:
+    from grader.plugin import *  # noqa: F401,F403
+except ModuleNotFoundError as error:  # a Python without the kit's packages: one plain line, not a traceback
+    if (error.name or "").split(".")[0] == "grader":
+        raise
+    import pytest
+
+    from grader import install_advice
+
+    _ADVICE = install_advice(error)
+
+    def pytest_configure(config):
+        raise pytest.UsageError(_ADVICE)

@@ -207,6 +207,42 @@ def test_reset_puts_back_exactly_one_stub_and_asks_first(tmp_path):
     assert {p.name for p in folder.iterdir()} == {p.name for p in (REPO / "solutions").iterdir() if p.suffix == ".py"}
 
 
+@pytest.mark.parametrize("name", ["ThresholdModel", "ThresholdModel.predict", "ex02_models.ThresholdModel.predict"])
+def test_reset_puts_back_a_class_or_one_of_its_methods(tmp_path, name):
+    """The names `generate` protects (a class of the stubs, its methods) can be reset too."""
+    folder = with_functions(tmp_path / "learner", {("ex02_models", "log_threshold_model"): None,
+                                                   ("ex02_models", "ThresholdModel"): None})
+    before = (folder / "ex02_models.py").read_text()
+    qualified = name.removeprefix("ex02_models.")
+    done = kit("reset", name, "--target", str(folder), "--yes", env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert done.returncode == 0 and f"`{qualified}` is a stub again" in done.stdout, done.stdout + done.stderr
+    first, last = definition_span(before, qualified)
+    lines = before.splitlines(keepends=True)
+    expected = "".join(lines[:first - 1]) + stubgen.stub_of("ex02_models", qualified) + "".join(lines[last:])
+    after = (folder / "ex02_models.py").read_text()
+    assert after == expected and after != before
+    assert definition_span(after, "log_threshold_model") is not None and not is_untouched_stub(after, "log_threshold_model")
+    unknown = kit("reset", "Thresholdmodel", "--target", str(folder), "--yes", env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert unknown.returncode != 0 and "Did you mean `ThresholdModel`" in unknown.stderr, unknown.stderr
+
+
+def test_no_bytecode_is_written_anywhere_when_python_is_asked_not_to(tmp_path):
+    """PYTHONDONTWRITEBYTECODE=1 holds for the grader's own processes too (they run
+    isolated, with -I, which drops PYTHON* variables): no __pycache__ in the kit, nor in
+    the learner's folder."""
+    kit_copy = tmp_path / "kit"
+    for part in ("grader", "solutions", "exercises"):
+        shutil.copytree(REPO / part, kit_copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pytest.ini", kit_copy)
+    learner = with_functions(tmp_path / "learner", {("ex01_tracking", "log_run"): None})
+    command = [sys.executable, "-m", "pytest", "grader", "--target", str(learner), "-k", "log_run", "-p", "no:cacheprovider"]
+    done = subprocess.run(command, cwd=kit_copy, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert "✔ log_run" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not list(kit_copy.rglob("__pycache__")) and not list(learner.rglob("__pycache__")), \
+        [str(p) for p in [*kit_copy.rglob("__pycache__"), *learner.rglob("__pycache__")]]
+
+
 def test_generate_refuses_to_overwrite_a_learners_work(tmp_path):
     copy = tmp_path / "kit"
     for part in ("grader", "solutions", "exercises", "notebooks", "course"):
@@ -232,3 +268,31 @@ def test_help_lists_the_learners_commands_before_the_authors():
         assert re.search(rf"^  {command}\s", learner, re.MULTILINE), listing
     for command in ("generate", "batch"):
         assert re.search(rf"^  {command}\s", author, re.MULTILINE) and not re.search(rf"^  {command}\s", learner, re.MULTILINE)
+    for command in ("watch", "reset", "batch"):  # each names itself as it is typed
+        usage = kit(command, "--help", env={}).stdout
+        assert usage.startswith(f"usage: python -m grader {command} [-h]"), usage
+
+
+def test_a_python_without_the_kits_packages_gets_one_plain_line(tmp_path):
+    """A real Python of its own (a venv holding pytest and nothing of the kit's): one line
+    naming what is missing and the command that installs it, for `pytest grader` and for
+    `python -m grader`."""
+    import importlib
+    import venv
+
+    venv.create(tmp_path / "bare", with_pip=False, symlinks=True)
+    python = tmp_path / "bare" / "bin" / "python"
+    site = Path(subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True,
+                               text=True, check=True).stdout.strip())
+    for name in ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pygments", "py"):  # pytest and what it needs
+        where = Path(importlib.import_module(name).__file__)
+        if where.name == "__init__.py":
+            shutil.copytree(where.parent, site / where.parent.name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(where, site)
+    for command in ([python, "-m", "pytest", "grader"], [python, "-m", "grader", "watch"]):
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        said = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        assert done.returncode in (2, 4) and len(said) == 1, (command, said)
+        assert "lacks the kit's packages (mlflow, scikit-learn" in said[0], said
+        assert f"{python} -m pip install -r {REPO / 'requirements.txt'}" in said[0], said

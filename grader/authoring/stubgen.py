@@ -93,7 +93,7 @@ def generate(exercises: Path = KIT_ROOT / "exercises", solutions: Path = KIT_ROO
 
 
 def stub_of(module: str, function: str, solutions: Path = KIT_ROOT / "solutions") -> str:
-    """The stub of one function (or class), as the generator writes it into exercises/."""
+    """The stub of one function (or class, or ``Class.method``), as the generator writes it into exercises/."""
     stub = expected_stubs(solutions)[f"{module}.py"]
     first, last = definition_span(stub, function)
     return "".join(stub.splitlines(keepends=True)[first - 1:last])
@@ -121,6 +121,12 @@ def unsafe_overwrites(exercises: Path = KIT_ROOT / "exercises", solutions: Path 
             if work:
                 found[path] = work
     return found
+
+
+def stub_names(text: str) -> list[str]:
+    """What a learner may reset in a stub file: its functions, classes and their methods."""
+    tree = ast.parse(text)
+    return [*_functions(tree), *(node.name for node in tree.body if isinstance(node, ast.ClassDef))]
 
 
 def _functions(tree: ast.AST, prefix: str = "") -> dict[str, ast.AST]:

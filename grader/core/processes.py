@@ -7,6 +7,7 @@ the grader.)
 from __future__ import annotations
 
 import os
+import sys
 import signal
 
 
@@ -68,3 +69,10 @@ def live_members(group: int) -> list[int]:
 def children(parent: int) -> list[int]:
     """The processes whose parent is ``parent`` (zombies not yet reaped included)."""
     return [pid for pid, fields in _processes().items() if int(fields[1]) == parent]
+
+
+def isolated_python() -> list[str]:
+    """This Python, isolated (``-I``: no user site, no PYTHON* variables), for the kit's own
+    processes; ``-B`` too when this one writes no bytecode (PYTHONDONTWRITEBYTECODE, which
+    ``-I`` would drop): a grading then leaves no __pycache__ in the kit's folder either."""
+    return [sys.executable, "-I", *(["-B"] if sys.dont_write_bytecode else [])]

@@ -229,12 +229,15 @@ def _bound_names(node: ast.stmt) -> list[str] | None:
 
 def definition_span(source: str, name: str) -> tuple[int, int] | None:
     """(first line, last line) of the top-level definition of ``name`` that counts (the last
-    one), decorators included; None when there is none (or the source does not parse)."""
+    one), decorators included; ``Class.method`` for a method. None when there is none (or
+    the source does not parse)."""
     tree = _parsed(source)
     if tree is None:
         return None
-    found = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == name]
-    if not found:
-        return None
-    node = found[-1]
+    node = tree
+    for part in name.split("."):
+        found = [n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == part]
+        if not found:
+            return None
+        node = found[-1]
     return min([node.lineno] + [d.lineno for d in node.decorator_list]), node.end_lineno

@@ -22,7 +22,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -32,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from grader import KIT_ROOT
 from grader.core import catalogue, files
 from grader.core.places import CELLS_FILE
-from grader.core.processes import kill_group
+from grader.core.processes import isolated_python, kill_group
 
 # A submission (a folder, an archive, a notebook) may hold at most this much, so a bomb
 # cannot fill the disk or the memory.
@@ -169,7 +168,7 @@ def extract_notebook(notebook: Path, destination: Path, time_limit: float, stop:
     own, since reading a hostile notebook can take minutes or gigabytes. Its size was
     bounded when it was packed (grader/batch/collect.py)."""
     destination.mkdir(parents=True)
-    command = [sys.executable, "-I", "-c", READ_NOTEBOOK, str(KIT_ROOT), str(notebook), str(destination)]
+    command = [*isolated_python(), "-c", READ_NOTEBOOK, str(KIT_ROOT), str(notebook), str(destination)]
     reader = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=destination,
                               env={"PATH": os.environ.get("PATH", ""), "MLFLOW_DISABLE_TELEMETRY": "true"},
                               start_new_session=True)

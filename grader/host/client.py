@@ -11,12 +11,11 @@ import json
 import queue
 import select
 import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from grader.core import files
-from grader.core.processes import descendants, kill
+from grader.core.processes import descendants, isolated_python, kill
 from grader.sandbox.protocol import GRADED
 
 HOST = Path(__file__).resolve().with_name("main.py")
@@ -67,7 +66,7 @@ class Host:
                 files.remove_tree(entry)
         with open(self.root.parent / f"{self.root.name}.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", str(HOST), str(self.root), self.isolation, str(self.call_timeout)],
+                [*isolated_python(), str(HOST), str(self.root), self.isolation, str(self.call_timeout)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=self.root,
                 env=self.env, start_new_session=True, bufsize=0)
 

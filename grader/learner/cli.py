@@ -29,9 +29,10 @@ def add_parser(commands) -> None:
     hint.set_defaults(handler=_hint)
 
     reset = commands.add_parser(
-        "reset", help="put back the stub of one function (asks first)",
+        "reset", help="put back the stub of one function or class (asks first)",
         description="Replace FUNCTION in your exercise file with its original stub, leaving everything else "
-                    "in the file as it is. Your code for it is kept in the kit's cache folder.")
+                    "in the file as it is. FUNCTION may be a class the stubs hold (ThresholdModel) or one of "
+                    "its methods (ThresholdModel.predict). Your code for it is kept in the kit's cache folder.")
     reset.add_argument("function", metavar="FUNCTION")
     options.add(reset, "target")
     reset.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
@@ -51,10 +52,30 @@ def exercise_named(name: str) -> catalogue.Exercise:
     found = [e for e in exercises if name in (e.function, e.key)]
     if found:
         return found[0]
-    close = difflib.get_close_matches(name, [e.function for e in exercises], n=3)
+    raise SystemExit(_unknown(name, [e.function for e in exercises], "exercise", "functions"))
+
+
+def _unknown(name: str, known: list[str], kind: str, plural: str) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
     maybe = f" Did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
-    raise SystemExit(f"There is no exercise called `{name}`.{maybe} The functions are: "
-                     + ", ".join(e.function for e in exercises))
+    return f"There is no {kind} called `{name}`.{maybe} The {plural} are: " + ", ".join(known)
+
+
+def stub_named(name: str) -> tuple[str, str]:
+    """(module, name) of what ``reset`` can put back: an exercise function (``log_run``,
+    ``ex01_tracking.log_run``), or a class the stubs hold and its methods (``ThresholdModel``,
+    ``ThresholdModel.predict``): the names ``generate`` protects."""
+    from grader.authoring.stubgen import expected_stubs, stub_names
+
+    found = [e for e in catalogue.load().exercises if name in (e.function, e.key)]
+    if found:
+        return found[0].module, found[0].function
+    names = sorted((file.removesuffix(".py"), defined) for file, text in expected_stubs().items()
+                   for defined in stub_names(text))
+    matches = [(module, defined) for module, defined in names if name in (defined, f"{module}.{defined}")]
+    if matches:
+        return matches[0]
+    raise SystemExit(_unknown(name, [defined for _, defined in names], "function or class", "functions and classes"))
 
 
 def target_folder(args: argparse.Namespace) -> Path:
@@ -91,33 +112,37 @@ def _reset(args: argparse.Namespace) -> int:
     from grader.core.places import Places
     from grader.core.source import compile_problem, definition_span
 
-    exercise = exercise_named(args.function)
+    module, name = stub_named(args.function)
     folder = target_folder(args)
-    path, shown = folder / f"{exercise.module}.py", Places(folder).file(exercise.module)
+    path, shown = folder / f"{module}.py", Places(folder).file(module)
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     problem = compile_problem(text, path.name)
     if problem:
         print(f"{shown} does not parse ({problem['error']}, line {problem['line']}): fix that first, "
-              f"then reset `{exercise.function}`.", file=sys.stderr)
+              f"then reset `{name}`.", file=sys.stderr)
         return Exit.NOT_DONE
-    stub, span = stub_of(exercise.module, exercise.function), definition_span(text, exercise.function)
+    stub, span = stub_of(module, name), definition_span(text, name)
+    if span is None and "." in name:  # a method, but its class is not there as the stub has it
+        print(f"{shown} has no `{name}`: reset the whole class with "
+              f"`python -m grader reset {name.split('.')[0]}`.", file=sys.stderr)
+        return Exit.NOT_DONE
     lines = text.splitlines(keepends=True)
     mine = "".join(lines[span[0] - 1:span[1]]) if span else ""
     if mine == stub:
-        print(f"`{exercise.function}` in {shown} is already its stub: nothing to do.")
+        print(f"`{name}` in {shown} is already its stub: nothing to do.")
         return Exit.OK
-    what = (f"Replace your `{exercise.function}` in {shown} (lines {span[0]}–{span[1]}) with its stub?"
-            if span else f"{shown} has no `{exercise.function}`: add its stub at the end?")
+    what = (f"Replace your `{name}` in {shown} (lines {span[0]}–{span[1]}) with its stub?"
+            if span else f"{shown} has no `{name}`: add its stub at the end?")
     if not args.yes and not _confirmed(what):
         print("Nothing changed.")
         return Exit.NOT_DONE
-    kept = _keep(exercise, mine) if mine else None
+    kept = _keep(module, name, mine) if mine else None
     if span:
         new = "".join(lines[:span[0] - 1]) + stub + "".join(lines[span[1]:])
     else:
         new = text + ("" if text.endswith("\n") or not text else "\n") + "\n\n" + stub
     path.write_text(new, encoding="utf-8")
-    print(f"`{exercise.function}` is a stub again in {shown}." + (f" Your code for it is kept in {kept}." if kept else ""))
+    print(f"`{name}` is a stub again in {shown}." + (f" Your code for it is kept in {kept}." if kept else ""))
     return Exit.OK
 
 
@@ -129,13 +154,13 @@ def _confirmed(question: str) -> bool:
     return input(f"{question} Your code for it is kept aside. [y/N] ").strip().lower() in ("y", "yes")
 
 
-def _keep(exercise: catalogue.Exercise, code: str) -> Path:
+def _keep(module: str, name: str, code: str) -> Path:
     """The learner's code of a function being reset, kept in the cache folder (not theirs)."""
     from grader.core.store import _cache_dir
 
     folder = _cache_dir() / "reset"
     folder.mkdir(parents=True, exist_ok=True)
-    kept = folder / f"{exercise.module}.{exercise.function}.{time.strftime('%Y%m%d-%H%M%S')}.py"
+    kept = folder / f"{module}.{name}.{time.strftime('%Y%m%d-%H%M%S')}.py"
     kept.write_text(code, encoding="utf-8")
     return kept
 

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import cloudpickle
 
 from grader.core import files
-from grader.core.processes import kill_group
+from grader.core.processes import isolated_python, kill_group
 from grader.sandbox import confine
 from grader.sandbox.cgroups import oom_kills
 from grader.sandbox.protocol import (
@@ -301,7 +301,7 @@ def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Pat
     try:
         with open(_open_log(scratch / "worker.log"), "ab") as log:
             process = subprocess.Popen(
-                [*wrap[:1], *info, *wrap[1:], sys.executable, "-I", str(WORKER)],
+                [*wrap[:1], *info, *wrap[1:], *isolated_python(), str(WORKER)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
