@@ -302,7 +302,7 @@ class Test_serve_command:
         made = learner.prepare(store, registered_versions, experiment_id, X_train.head(5), specs, ports)
         uri = f"models:/{name}@{alias}"
         call = learner.attempt(store, uri, made["port"], then=(serve_and_score, made["port"], X_test, START_LIMIT),
-                               then_seconds=START_LIMIT + 30)  # + scoring, and ending it
+                               more_seconds=START_LIMIT + 30)  # + scoring, and ending it
         return Scenario(call=call, uri=uri, port=made["port"], expected=models[chosen - 1].predict(X_test), chosen=chosen)
 
     @staticmethod

@@ -222,6 +222,11 @@ class Learner:
     def source(self) -> str | None:
         return self.session.source_texts.get(self.module)
 
+    @property
+    def call_timeout(self) -> float:
+        """Seconds one call of the learner's may take (``--call-timeout``)."""
+        return self.session.timeout
+
     def untouched(self) -> bool:
         source = self.source()
         return source is not None and is_untouched_stub(source, self.function)
@@ -263,35 +268,36 @@ class Learner:
             if part:
                 self.session.spent(self.key, part, time.monotonic() - started)
 
-    def attempt(self, store: Store, *args, then: tuple | None = None, returns: str = "value", then_seconds: float = 0.0,
+    def attempt(self, store: Store, *args, then: tuple | None = None, returns: str = "value", more_seconds: float = 0.0,
                 **kwargs) -> "Attempt":
         """Call the learner's function and keep what happened, good or bad, for the checks
         to look at: one failing call costs only the checks that read it."""
         try:
-            return Attempt(self.call(store, *args, then=then, returns=returns, then_seconds=then_seconds, **kwargs))
+            return Attempt(self.call(store, *args, then=then, returns=returns, more_seconds=more_seconds, **kwargs))
         except LearnerOutcome as outcome:
             return Attempt(None, outcome)
 
-    def start(self, store: Store, *args, then: tuple | None = None, returns: str = "value", then_seconds: float = 0.0,
+    def start(self, store: Store, *args, then: tuple | None = None, returns: str = "value", more_seconds: float = 0.0,
               **kwargs) -> PendingAttempt:
         """``attempt`` without waiting: the call runs while the scenario goes on. Only for a
         call whose store the scenario does not touch again; so a function that hangs costs
         one call's timeout, not one per case."""
         return PendingAttempt(self.session.calls.submit(self.attempt, store, *args, then=then, returns=returns,
-                                                        then_seconds=then_seconds, **kwargs))
+                                                        more_seconds=more_seconds, **kwargs))
 
-    def call(self, store: Store, *args, then: tuple | None = None, returns: str = "value", then_seconds: float = 0.0,
+    def call(self, store: Store, *args, then: tuple | None = None, returns: str = "value", more_seconds: float = 0.0,
              **kwargs) -> CallResult:
         """Run the learner's function once, in a fresh process, against ``store``.
         ``then=(step, *step_args)``: a sandbox step applied there to what it returned
-        (loading a model it returned runs learner code), which may take ``then_seconds``
-        beyond the learner's own call timeout (starting a server the learner described);
+        (loading a model it returned runs learner code); ``more_seconds`` beyond the
+        learner's own call timeout, for a call that rightly starts new processes (a server
+        the learner described, a project's own Python importing MLflow);
         ``returns``: "value" (plain data) or "array" (what comes back is read as a NumPy
         array, ``result.array()``)."""
         if self.source() is None:
             raise LearnerError(f"{self.module}.py is missing from the folder being graded.")
         request = call_request(self.module, self.function, args, kwargs, then=then, returns=returns, **self._where(store))
-        timeout = self.session.timeout + then_seconds
+        timeout = self.session.timeout + more_seconds
         result = self._run(store, request, "learner_call", timeout)
         if result.warnings:
             self.session.note(self.key, result.warnings)
