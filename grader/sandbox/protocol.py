@@ -131,6 +131,7 @@ class CallResult:
     output: str = ""
     at_import: bool = False  # it failed while importing the learner's module
     warnings: list = field(default_factory=list)  # deprecations MLflow reported during the call
+    ignored: list = field(default_factory=list)  # {"api", "uri"}: a set_tracking_uri of the learner's, ignored
     call_id: int | None = None  # the worker's id of the call (a kept call is released by it)
     load_array: Callable[[], Any] | None = field(default=None, repr=False)  # set by whoever read the call
 
