@@ -18,7 +18,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 
 from grader.core.read import (
     artifact, artifact_json, artifact_text, assert_finished, close, returned_run, runs_in, show,
-    stored_params, user_tags,
+    still_active, stored_params, user_tags,
 )
 from grader.sandbox.protocol import sandbox_step
 
@@ -448,6 +448,8 @@ class Test_tune_hyperparameters:
             f"the parent run has {len(children)} child runs (runs tagged mlflow.parentRunId = its id); expected one per "
             f"grid entry, {len(grid)}: open each with mlflow.start_run(nested=True) inside the parent"
         )
+        running = [c.info.run_id for c in children if c.info.status == "RUNNING"]
+        assert not running, f"child {still_active(running)}"
         unfinished = [c.info.run_id for c in children if c.info.status != "FINISHED"]
         assert not unfinished, f"child runs {unfinished} are not FINISHED"
         expected = sorted((show(stored_params(e)), s) for e, s in zip(grid, scores))

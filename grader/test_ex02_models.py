@@ -19,6 +19,7 @@ from grader.core.read import (
     assert_finished, assert_same_predictions, has_file, logged_model, logged_model_files, mlmodel, returned_run,
     runs_in, signature_inputs,
 )
+from grader.core.text import without_data
 from grader.sandbox.protocol import sandbox_step
 
 
@@ -53,7 +54,8 @@ def saved_model(model, path):
 
 def predictions(probe, what):
     assert probe is not None and probe.status == "ok", (
-        f"{what} could not be loaded and used with mlflow.pyfunc.load_model: {probe.error if probe else 'no model URI'}"
+        f"{what} could not be loaded and used with mlflow.pyfunc.load_model: "
+        f"{without_data(probe.error or '') if probe else 'no model URI'}"
     )
     return probe.array()
 

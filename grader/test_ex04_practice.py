@@ -11,9 +11,11 @@ from sklearn.datasets import load_wine
 from sklearn.model_selection import train_test_split
 
 from grader.core import steps
-from grader.core.read import close, logged_model_files, mlmodel, runs_in
+from grader.core.read import close, logged_model_files, mlmodel, runs_in, still_active
+from grader.core.text import without_data
 
 MIN_ACCURACY = 0.9
+FINISHED = "a FINISHED status"  # a candidate's first condition, as the messages name it
 
 
 def wine_split():
@@ -52,7 +54,7 @@ class Test_run_practice:
         for run in runs_in(store, experiment_id):
             models = store.client.search_logged_models(experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
             held[run.info.run_id] = {
-                "a FINISHED status": run.info.status == "FINISHED",
+                FINISHED: run.info.status == "FINISHED",
                 "an accuracy metric": "accuracy" in run.data.metrics,
                 "a logged model": bool(models),
                 "a model with a signature": any(
@@ -66,6 +68,17 @@ class Test_run_practice:
         good = {run_id for run_id, met in cls.conditions(store, experiment_id).items() if all(met.values())}
         return [run for run in runs_in(store, experiment_id) if run.info.run_id in good]
 
+    @staticmethod
+    def lacking(store, experiment_id, held) -> str:
+        """What the runs lack, not everything a candidate must have; runs never ended (RUNNING)
+        are named, with how to end them, rather than counted as lacking a FINISHED status."""
+        running = [run.info.run_id for run in runs_in(store, experiment_id) if run.info.status == "RUNNING"]
+        missing = {c: sum(not met[c] for met in held.values()) for c in next(iter(held.values()))}
+        missing[FINISHED] -= len(running)
+        lacking = [f"{n} {'lacks' if n == 1 else 'lack'} {c}" for c, n in missing.items() if n]
+        said = [still_active(running)] if running else []
+        return "; ".join(said + ([f"of the {len(held)} runs, {'; '.join(lacking)}"] if lacking else []))
+
     def test_candidate_runs(self, scenario):
         practice = self.practice(scenario)
         store, returned, *_ = practice
@@ -73,13 +86,10 @@ class Test_run_practice:
         good = [run_id for run_id, met in held.items() if all(met.values())]
         runs = len(held)
         if len(good) < 3 and runs >= 3:
-            # Name what the runs lack, not everything a candidate must have.
-            missing = {c: sum(not met[c] for met in held.values()) for c in next(iter(held.values()))}
-            lacking = [f"{n} {'lacks' if n == 1 else 'lack'} {c}" for c, n in missing.items() if n]
             raise AssertionError(
-                f"the experiment holds {runs} runs, but only {len(good)} count as candidates: of the {runs} runs, "
-                f"{'; '.join(lacking)}. Every candidate run must be FINISHED with an accuracy metric and a logged model "
-                "with a signature (signature=infer_signature(X_train, model.predict(X_train)))"
+                f"the experiment holds {runs} runs, but only {len(good)} count as candidates: "
+                f"{self.lacking(store, returned['experiment_id'], held)}. Every candidate run must be FINISHED with an "
+                "accuracy metric and a logged model with a signature (signature=infer_signature(X_train, model.predict(X_train)))"
             )
         assert len(good) >= 3, (
             f"the experiment holds {runs} run(s); train at least 3 candidates, each in its own run "
@@ -108,6 +118,8 @@ class Test_run_practice:
         if version.run_id not in scores:
             met = self.conditions(store, returned["experiment_id"]).get(version.run_id)
             assert met is not None, f"the champion comes from run {version.run_id}, which is not a run of the experiment"
+            if store.client.get_run(version.run_id).info.status == "RUNNING":
+                raise AssertionError(f"the champion's run is not a candidate: {still_active([version.run_id])}")
             lacks = " and ".join(c for c, held in met.items() if not held)
             raise AssertionError(f"the champion's run {version.run_id} is not a candidate: it lacks {lacks}")
         best = max(scores.values())
@@ -119,7 +131,7 @@ class Test_run_practice:
         version = self.champion(store, returned, model_name)
         logged = store.client.get_run(version.run_id).data.metrics.get("accuracy")
         _, _, _, y_test = wine_split()
-        assert result.status == "ok", f"models:/{model_name}@champion could not be loaded and used: {result.error}"
+        assert result.status == "ok", f"models:/{model_name}@champion could not be loaded and used: {without_data(result.error or '')}"
         accuracy = float(np.mean(np.asarray(result.array()).ravel() == y_test.to_numpy()))
         assert logged is not None and close(accuracy, logged), f"the champion scores {accuracy:.4f} on the test split, but its run logged accuracy {logged}"
         assert accuracy >= MIN_ACCURACY, f"the champion's test accuracy is {accuracy:.4f}; reach at least {MIN_ACCURACY}"

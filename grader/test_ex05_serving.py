@@ -25,6 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from grader.core import steps
 from grader.core.steps import START_LIMIT, forked_server, http, logged_models, wait_until_answering
 from grader.core.read import assert_same_predictions
+from grader.core.text import without_data
 from grader.sandbox.protocol import sandbox_step
 
 LOOPBACK = ("127.0.0.1", "::1")
@@ -196,7 +197,7 @@ def shuffled_columns(inputs, X):
 
 
 def show_text(text: str, limit: int = 400) -> str:
-    text = text.strip()
+    text = without_data(text).strip()
     return text if len(text) <= limit else text[:limit] + " …"
 
 

@@ -46,6 +46,12 @@ class Graded:
         return {key: e["status"] for key, e in self.exercises.items()}
 
 
+def outputs(graded: Graded, name: str) -> str:
+    """What a learner reads of a function's checks (``module.function``) or of one
+    (``module.function: check``) in results.json."""
+    return "\n".join(t["output"] for t in graded.results["tests"] if t["name"] == name or t["name"].startswith(f"{name}:"))
+
+
 def grader_args(target: Path | None, *args: str, seed: int, out: Path) -> list[str]:
     """`pytest` arguments that grade ``target`` (None: exercises/) into results.json ``out``."""
     return [*grading_args(target, seed=seed, results=out, quiet=False), *args]

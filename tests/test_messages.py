@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import grade, with_functions
+from conftest import grade, outputs, with_functions
 from grader.core import catalogue
 
 LOG_MODEL_SKOPS = '''def log_model(model, X_example, experiment_id: str, name: str = "model") -> str:
@@ -90,11 +90,6 @@ def learners(tmp_path_factory):
     env = {"XDG_CACHE_HOME": str(tmp / "cache")}
     return {name: grade(folder, *SELECTION, env=env, out=tmp / f"{name}.json")
             for name, folder in (("first", first), ("second", second))}
-
-
-def outputs(graded, name: str) -> str:
-    """The outputs of a function's checks (``module.function``) or of one (``module.function: check``)."""
-    return "\n".join(t["output"] for t in graded.results["tests"] if t["name"] == name or t["name"].startswith(f"{name}:"))
 
 
 def test_skops_refusal_names_cloudpickle(learners):

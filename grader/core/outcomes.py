@@ -7,7 +7,9 @@ traceback of the grader.
 from __future__ import annotations
 
 import re
+import urllib.parse
 
+from grader.core.text import without_data
 from grader.sandbox.protocol import CallResult, Status
 
 
@@ -54,7 +56,8 @@ RETURN_INSTEAD = {
     "pandas.core.frame.DataFrame": "a pandas DataFrame (what `mlflow.search_runs` gives): return the one value asked for",
 }
 
-# Errors whose own words do not tell a learner what to do, and what does.
+# Errors whose own words do not tell a learner what to do, and what does (``\g<name>`` in
+# it: what the pattern's group of that name found).
 KNOWN_ERRORS = (
     (re.compile(r"untrusted types", re.IGNORECASE),
      'Since MLflow 3.14 scikit-learn models are saved with skops, which refuses tree models such as a random '
@@ -64,11 +67,41 @@ KNOWN_ERRORS = (
      "The code filled the space a learner's code is given (its folder and /tmp are capped in bytes and in "
      "files; results.json's extra_data.sandbox says how much): a function of the lesson writes a few files, "
      "not thousands."),
+    # MLflow's message quotes the whole input first: its cause, last, is what to read.
+    (re.compile(r"Failed to enforce schema of .*?Error: (?P<cause>[^\n]{1,600})", re.DOTALL),
+     "The model's signature refused the input: MLflow checks what a model is given against the columns and "
+     "types it was logged with, and found: \\g<cause>\nGive it a pandas DataFrame with those columns and types "
+     "(X itself: X.values, X.to_numpy() or a list lose the column names)."),
+    # MLflow suggests nested=True; in these exercises the cause is a run that was never ended.
+    (re.compile(r"Run with UUID \w+ is already active"),
+     "That run was started earlier and never ended: a `mlflow.start_run(...)` outside a `with` block, earlier "
+     "in this call (an earlier line, the loop's previous turn) or in a helper it used. End each run where it "
+     "should end, rather than nesting: open it with `with mlflow.start_run(...):` (it ends with the block), or "
+     "call mlflow.end_run() before starting the next. nested=True only makes the new run a child of the open "
+     "one, which stays open; it is for child runs meant to sit inside a parent, as in tune_hyperparameters."),
 )
 
 
 def advice_for(error: str) -> str:
-    return "".join(f"\n{advice}" for pattern, advice in KNOWN_ERRORS if pattern.search(error or ""))
+    return "".join(f"\n{match.expand(advice)}" for pattern, advice in KNOWN_ERRORS if (match := pattern.search(error or "")))
+
+
+def notes_of(result: CallResult) -> list[str]:
+    """What a call did that costs no points but the learner should know: MLflow's deprecation
+    warnings, and calls the grader ignored (a tracking URI of the learner's)."""
+    return [f"MLflow warned during your call: {said}" for said in result.warnings] + [
+        ignored_note(call["api"], call["uri"]) for call in result.ignored]
+
+
+def ignored_note(api: str, uri: str) -> str:
+    """Why the grader ignored the learner's ``mlflow.set_tracking_uri(uri)`` (or registry URI)."""
+    note = (f"Your code called {api}({uri!r}), and the grader ignored it: while grading, each check gives your "
+            "code a temporary store of its own, so a function need not choose one (choose yours where you run your "
+            "code yourself, such as export MLFLOW_TRACKING_URI=sqlite:///mlflow.db).")
+    if urllib.parse.urlparse(uri).scheme in ("", "file"):  # MLflow 3 refuses these itself
+        note += (" Outside the grader, MLflow 3 refuses a file store ('file:' or a plain folder) unless "
+                 "MLFLOW_ALLOW_FILE_STORE=true: use 'sqlite:///mlflow.db' or a tracking server (http://...).")
+    return note
 
 
 def outcome_of(result: CallResult, module: str, function: str, timeout: float,
@@ -97,10 +130,10 @@ def outcome_of(result: CallResult, module: str, function: str, timeout: float,
         instead = RETURN_INSTEAD.get(result.type or "")
         if instead:
             return LearnerError(f"{where} returned {instead}.")
-        return LearnerError(f"{where} returned something the grader cannot use: {result.error}")
+        return LearnerError(f"{where} returned something the grader cannot use: {without_data(result.error or '')}")
     if result.at_import:
         return BrokenModule(module, function, import_problem(result.error or "", module, output))
-    return LearnerError(f"{where} raised an exception:\n{result.error}{advice_for(result.error)}{output}",
+    return LearnerError(f"{where} raised an exception:\n{without_data(result.error or '')}{advice_for(result.error)}{output}",
                         raised=result.error or "")
 
 

@@ -25,7 +25,7 @@ from typing import Callable
 from grader.core import catalogue
 from grader.core.inputs import Inputs
 from grader.core.source import compile_problem, is_untouched_stub, read_module
-from grader.core.outcomes import BrokenModule, LearnerError, LearnerOutcome, outcome_of
+from grader.core.outcomes import BrokenModule, LearnerError, LearnerOutcome, notes_of, outcome_of
 from grader.core.store import Store, StoreFactory
 from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT, CallResult, Runner, Status, call_request, step_request
 
@@ -60,7 +60,7 @@ class GradingSession:
         self.sandbox = sandbox
         self.timings: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._timing_lock = threading.Lock()
-        self.notes: dict[str, list[str]] = {}  # module.function -> what MLflow said was deprecated
+        self.notes: dict[str, list[str]] = {}  # module.function -> deprecations, ignored calls (outcomes.notes_of)
         self._scenarios: dict[str, Future] = {}
         self._services: list[Service] = []  # kept running in the sandbox: stopped at the latest by close()
         self._services_lock = threading.Lock()
@@ -71,11 +71,13 @@ class GradingSession:
         with self._timing_lock:
             self.timings[key][part] += seconds
 
-    def note(self, key: str, said: list[str]) -> None:
-        """Deprecation warnings a learner call caused: a note for the learner, no points lost."""
+    def note(self, key: str, notes: list[str]) -> None:
+        """What a learner call should know of, at no cost in points (each note once)."""
+        if not notes:
+            return
         with self._timing_lock:
             kept = self.notes.setdefault(key, [])
-            kept += [f"MLflow warned during your call: {s}" for s in said if f"MLflow warned during your call: {s}" not in kept]
+            kept += [n for n in dict.fromkeys(notes) if n not in kept]
 
     def timing_report(self) -> dict:
         """Seconds per function: the learner's calls, the grader's set-up, its checks."""
@@ -299,8 +301,7 @@ class Learner:
         request = call_request(self.module, self.function, args, kwargs, then=then, returns=returns, **self._where(store))
         timeout = self.session.timeout + more_seconds
         result = self._run(store, request, "learner_call", timeout)
-        if result.warnings:
-            self.session.note(self.key, result.warnings)
+        self.session.note(self.key, notes_of(result))
         outcome = outcome_of(result, self.module, self.function, timeout, self.source())
         if outcome is not None:
             raise outcome

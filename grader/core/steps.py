@@ -28,7 +28,33 @@ START_LIMIT = 60.0
 @sandbox_step
 def pyfunc_predict(model_uri, X):
     """Load a model (learner-made: loading runs its code) and predict ``X`` with it."""
-    return mlflow.pyfunc.load_model(model_uri).predict(X)
+    model = mlflow.pyfunc.load_model(model_uri)
+    try:
+        return model.predict(X)
+    except Exception as error:
+        problem = predict_order_problem(model)
+        if problem:  # the error itself (scikit-learn's "Expected 2D array") names a symptom only
+            error.add_note(problem)
+        raise
+
+
+def predict_order_problem(model) -> str | None:
+    """Why a custom PythonModel's predict got MLflow's context as its data: MLflow passes the
+    context first, to every predict with a parameter called context (or with two)."""
+    import inspect
+
+    try:
+        python_model = model.unwrap_python_model()
+    except Exception:  # noqa: BLE001 - a flavor's model, not a PythonModel
+        return None
+    names = [n for n in inspect.signature(python_model.predict).parameters if n != "params"]
+    context_first = "context" in names or len(names) == 2  # MLflow's own rule (mlflow.models.signature)
+    if not context_first or names[0] in ("context", "ctx") or not {"context", "ctx"} & set(names[1:]):
+        return None
+    return (f"The cause: {type(python_model).__name__}.predict(self, {', '.join(names)}) takes its parameters in "
+            "another order than MLflow gives them. MLflow calls predict(context, model_input, params=None), the "
+            f"context first, so `{names[0]}` got the context instead of the data: define "
+            "`def predict(self, context, model_input, params=None)`.")
 
 
 @sandbox_step

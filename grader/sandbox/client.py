@@ -399,6 +399,7 @@ def _read_result(root: Path, call_dir: Path, reply: dict, memory_note: str | Non
             active_run=data.get("active_run"),
             at_import=data.get("at_import") is True,
             warnings=[str(w)[:300] for w in data.get("warnings") or []][:5],
+            ignored=[{k: str(i.get(k))[:300] for k in ("api", "uri")} for i in data.get("ignored") or [] if isinstance(i, dict)][:5],
             **common,
         )
     except OSError as error:

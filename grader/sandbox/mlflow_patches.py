@@ -6,7 +6,7 @@ it, so that no patch silently stops working. What is stored, and every check, st
 exactly as they were: the patches skip work whose answer the grader knows already.
 
 - ``pin_store`` (in each learner call): learner code logs to the grader's temporary
-  store, whatever URI it sets.
+  store, whatever URI it sets (``IGNORED`` keeps what it set, for a note to the learner).
 - ``skip_machine_probes`` (in the worker, before it forks calls): ``log_model`` infers a
   model's pip requirements by loading it again in a fresh subprocess; every flavor passes
   its default requirements as the fallback, so the logged model still gets a
@@ -66,6 +66,11 @@ def pin_store() -> None:
             _replace(module, api, _ignored(api))
 
 
+# What learner code asked of the APIs pin_store ignores, in this call: the worker passes it
+# on, and the learner gets a note saying so (and why).
+IGNORED: list[dict] = []
+
+
 def _ignored(api_name: str):
     def ignored(uri=None, *args, **kwargs):
         print(
@@ -73,6 +78,8 @@ def _ignored(api_name: str):
             "logs to a temporary store the grader made for this check.",
             file=sys.stderr,
         )
+        if len(IGNORED) < 5:
+            IGNORED.append({"api": f"mlflow.{api_name}", "uri": str(uri)[:300]})
 
     return ignored
 

@@ -136,6 +136,7 @@ class CallResult:
     at_import: bool = False  # it failed while importing the learner's module
     stuck_at: list = field(default_factory=list)  # a stopped call's frames in learner files: (file, line, function)
     warnings: list = field(default_factory=list)  # deprecations MLflow reported during the call
+    ignored: list = field(default_factory=list)  # {"api", "uri"}: a set_tracking_uri of the learner's, ignored
     call_id: int | None = None  # the worker's id of the call (a kept call is released by it)
     load_array: Callable[[], Any] | None = field(default=None, repr=False)  # set by whoever read the call
 

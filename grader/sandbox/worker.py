@@ -208,6 +208,8 @@ def _run(request: dict, call_dir: str) -> dict:
         active = mlflow.active_run()
         if active is not None:
             result["active_run"] = active.info.run_id
+        if _patches.IGNORED:
+            result["ignored"] = _patches.IGNORED
     try:
         if request.get("then"):  # a sandbox step of the checks', applied to what came back
             step, *step_args = request["then"]
