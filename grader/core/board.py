@@ -23,6 +23,7 @@ from grader.core.source import compile_problem, fingerprints, is_untouched_stub,
 
 # Statuses a board shows besides a grading's own (passed, failed, error, not_attempted).
 UNCHECKED = "unchecked"  # edited since its last check, or never checked
+NOT_RUN = "not_run"  # a notebook kernel has run no cell that defines it: no code of it to check
 KEPT_BOARDS = 50  # boards of other folders kept in the cache; the oldest go
 LAST_TIME = {"failed": "it failed when last checked", "error": "it stopped with an error when last checked"}
 
@@ -124,9 +125,9 @@ class Board:
 
     def next_target(self) -> tuple[str, object]:
         """What to do next, for the whole kit: ("broken", module name), or ("fix" | "check" |
-        "implement", exercise), or ("done", None). A broken module comes first, then a
-        function just checked that fails, then code not checked yet, then the first function
-        not done."""
+        "run" (a notebook's cell) | "implement", exercise), or ("done", None). A broken module
+        comes first, then a function just checked that fails, then code not checked yet (or
+        not run yet, in a notebook), then the first function not done."""
         cat = catalogue.load()
         for module in cat.modules:
             if module.name in self.broken:
@@ -137,13 +138,13 @@ class Board:
 
         # What was just checked and fails, then code not checked yet, then older failures, then the rest.
         failing_now = [e for e in cat.exercises if e.key in self.fresh and status(e) in ("failed", "error")]
-        unchecked = [e for e in cat.exercises if status(e) == UNCHECKED]
+        unchecked = [e for e in cat.exercises if status(e) in (UNCHECKED, NOT_RUN)]
         failing = [e for e in cat.exercises if status(e) in ("failed", "error")]
         not_done = [e for e in cat.exercises if status(e) != "passed"]
         exercise = next(iter(failing_now + unchecked + failing + not_done), None)
         if exercise is None:
             return "done", None
-        kind = {"failed": "fix", "error": "fix", UNCHECKED: "check"}.get(status(exercise), "implement")
+        kind = {"failed": "fix", "error": "fix", UNCHECKED: "check", NOT_RUN: "run"}.get(status(exercise), "implement")
         return kind, exercise
 
     def next_step(self, places: Places, command: str | None = "pytest grader") -> str:

@@ -7,9 +7,9 @@ import textwrap
 from grader.core import catalogue
 from grader.core.results import Grade
 
-MARKS = {"passed": "✔", "failed": "✘", "error": "!", "not_attempted": "·", "unchecked": "?"}
+MARKS = {"passed": "✔", "failed": "✘", "error": "!", "not_attempted": "·", "unchecked": "?", "not_run": "?"}
 WORDS = {"passed": "passed", "failed": "failed", "error": "error", "not_attempted": "not attempted",
-         "unchecked": "not checked"}
+         "unchecked": "not checked", "not_run": "not run"}
 
 
 def _indent(text: str, prefix: str = "      ") -> list[str]:
@@ -38,7 +38,7 @@ def render(grade: Grade, *, details: bool = True, heading=module_heading, next_l
             continue
         earned = sum(r.score for r in in_module)
         possible = sum(r.max_score for r in in_module)
-        lines.append(heading(module).ljust(60) + f"{earned:>3}/{possible}")
+        lines.append(heading_line(heading(module), earned, possible))
         broken = grade.broken.get(module.name)
         if broken:
             lines += broken_module(broken, module.name, places)
@@ -60,6 +60,18 @@ def render(grade: Grade, *, details: bool = True, heading=module_heading, next_l
     elif board is not None:
         lines.append(board.next_step(places))
     return lines
+
+
+def heading_line(heading: str, earned: int, possible: int) -> str:
+    return heading.ljust(60) + f"{earned:>3}/{possible}"
+
+
+def lone_verdict(exercise: catalogue.Exercise, status: str, message: str) -> list[str]:
+    """A verdict no grading made (a notebook's function that no cell run defines), shown as
+    ``render`` shows a grading's: the module, the function, why."""
+    heading = module_heading(catalogue.load().module(exercise.module))
+    return [heading_line(heading, 0, exercise.points), function_line(exercise.function, status, 0, exercise.points),
+            *_indent(message)]
 
 
 def function_line(function: str, status: str, score: int, max_score: int) -> str:
@@ -109,7 +121,7 @@ def render_board(view, places, *, command: str | None = "pytest grader", rows: i
     for module in cat.modules:
         entries = [(e, view.entries[e.key]) for e in module.exercises]
         earned = sum(entry.score for _, entry in entries)
-        block = [module_heading(module).ljust(60) + f"{earned:>3}/{module.points}"]
+        block = [heading_line(module_heading(module), earned, module.points)]
         if module.name in view.broken:
             block += broken_module(view.broken[module.name], module.name, places)
         for exercise, entry in entries:
