@@ -6,7 +6,8 @@ and constants of the cells run so far (read, never run here: the same filter as 
 submissions), writes them as the kit's modules into a temporary folder, with ``cells.json``
 saying which cell each line came from, and grades that one function with the kit's grader,
 exactly as ``pytest grader -k <function>`` would: same checks, same messages (naming cells,
-not files), same points. The grading runs in a warm grading host (grader/host/) that the
+not files), same points. A function no cell run so far defines is not graded: the check
+says why (a cell not run yet, one that is not valid Python, a renamed function: ``_absent``). The grading runs in a warm grading host (grader/host/) that the
 notebook's setup cell starts (``start_grading``), or else its first check. The learner's
 code runs only in the grader's sandbox, against fresh temporary MLflow stores.
 
@@ -20,17 +21,22 @@ stdout only, since nbgrader gives 0 to a cell that writes to stderr.
 from __future__ import annotations
 
 import atexit
+import difflib
 import json
 import os
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from grader.core import catalogue, files
-from grader.core.board import Board
+from grader.core.board import NOT_RUN, Board, Entry
 from grader.core.options import grading_args, new_seed
 from grader.core.places import Places
-from grader.core.source import is_untouched_stub
+from grader.core.source import is_untouched_stub, may_bind
 from grader.core.store import scratch_parent
+from grader.core.summary import lone_verdict
+from grader.core.text import shown
 from grader.host.client import Host
 from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
 
@@ -87,31 +93,35 @@ def check(module: str, function: str, *, seed: int | None = None) -> int:
     exercise = catalogue.load().exercise(module, function)
     seed = _seed(seed)
     print(f"Checking `{function}` (seed {seed})...", flush=True)
-    code, places = _module_from_kernel()
-    if is_untouched_stub(code, function):  # every check would say "not attempted": skip the grader
+    ran = _ran()
+    absent = _absent(exercise, ran)
+    if absent:  # no code of it to grade: the grader could only say it found no such function
+        lines, status, points = lone_verdict(exercise, *absent), absent[0], 0
+    elif is_untouched_stub(ran.code, function):  # every check would say "not attempted": skip the grader
         lines, status, points = _not_attempted(exercise, seed)
     else:
-        lines, status, points = _grade(code, places, [exercise], seed)
+        lines, status, points = _grade(ran, [exercise], seed)
     for line in lines:
         print(line)
-    view, _ = _view(code, places)
+    view, _ = _view(ran)
     print(f"Progress: {view.tally()}")
-    print(_next_step(function, "broken" if module in view.broken else status))
+    broken = module in view.broken and not absent  # running its cell comes first: its code may be fine
+    print(_next_step(function, "broken" if broken else status))
     return points
 
 
 def check_all(*, seed: int | None = None) -> int:
     """The whole lesson: functions checked since their last edit keep their verdict, the
-    others are checked now (in one grading); prints the board and returns the total."""
+    others are checked now (in one grading), but those no cell the kernel ran defines (they
+    show why); prints the board and returns the total."""
     seed = _seed(seed)
-    code, places = _module_from_kernel()
-    view, names = _view(code, places)
-    defined = {place["definition"] for place in places}  # a function no cell defines has nothing to check
-    stale = [e for e in catalogue.load().exercises if view.entries[e.key].status == "unchecked" and e.function in defined]
+    ran = _ran()
+    view, names = _view(ran)
+    stale = [e for e in catalogue.load().exercises if view.entries[e.key].status == "unchecked"]
     if stale:
         print(f"Checking {', '.join(f'`{e.function}`' for e in stale)} (seed {seed})...", flush=True)
-        _grade(code, places, stale, seed)
-        view, names = _view(code, places)
+        _grade(ran, stale, seed)
+        view, names = _view(ran)
     for line in _board_lines(view, names):
         print(line)
     return view.score()
@@ -125,12 +135,67 @@ def _seed(seed: int | None) -> int:
     return new_seed()
 
 
-def _module_from_kernel() -> tuple[str, list[dict]]:
-    """The module made of the cells this kernel ran, in the order it ran them, and which
-    cell each of its lines came from."""
+@dataclass
+class Ran:
+    """What this kernel ran: the module its cells make, which cell each of its lines came
+    from, and the cells themselves (number, text)."""
+    code: str
+    places: list[dict]
+    cells: list[tuple[int, str]]
+
+
+def _ran() -> Ran:
+    """The cells this kernel ran, in the order it ran them, as one module.
+
+    Why the kernel's cells and not the notebook's file: the file is only what was last saved
+    (Jupyter saves now and then), so it may be older than the cells on screen, and it holds
+    cells the kernel never ran, whose functions a learner's own calls could not use either
+    (a NameError). What ran is what the learner sees work; a function whose cell did not run
+    gets "not run" and the advice to run it (``_absent``), never a grade of other code.
+    (What is handed in is the file: batch grading reads all its cells, nbgrader runs them all.)"""
     from grader.core.submission import module_from_cells
 
-    return module_from_cells(enumerate(_shell().history_manager.input_hist_parsed), CELL_LABEL)
+    # As typed (a cell magic's body stays code to look at), read as a submitted notebook's are.
+    cells = list(enumerate(_shell().history_manager.input_hist_raw))
+    return Ran(*module_from_cells(cells, CELL_LABEL), cells)
+
+
+def _absent(exercise: catalogue.Exercise, ran: Ran) -> tuple[str, str] | None:
+    """Why the kernel holds no code of ``exercise``'s function, as (status, message); None
+    when a cell it ran defines it. Grading would only say "no function called ...": true of
+    the kernel, but it sends a learner who has simply not run the cell to rename things."""
+    name = exercise.function
+    if may_bind(ran.code, name):
+        return None
+    defines = re.compile(rf"^(?:async\s+)?def\s+{re.escape(name)}\b", re.MULTILINE)
+    for number, cell in reversed(ran.cells):  # the last cell that says `def name` and ran
+        said = _unread(number, cell, name) if defines.search(cell) else None
+        if said:
+            return "error", shown(said)
+    lesson = {e.function for e in catalogue.load().exercises}
+    defined = [place for place in ran.places if place["definition"] and place["definition"] not in lesson]
+    close = difflib.get_close_matches(name, [place["definition"] for place in defined], n=1, cutoff=0.8)
+    if close:  # renamed: running the cell again would not help
+        label = next(place["label"] for place in reversed(defined) if place["definition"] == close[0])
+        return "error", shown(f"{label} defines `{close[0]}`, not `{name}`: keep the name from the stub.")
+    return NOT_RUN, f"The cell that defines `{name}` has not been run yet: a check takes only the code of the cells you ran."
+
+
+def _unread(number: int, cell: str, name: str) -> str | None:
+    """Why the cell ``number``, which ran and says ``def name``, gave the check no ``name``;
+    None when it is not for a reason the cell shows (then it never defined it: in a string)."""
+    from grader.core.submission import cell_problem
+
+    problem = cell_problem(cell)
+    label = CELL_LABEL.format(number)
+    if problem:  # the kernel printed the SyntaxError too, and defined nothing
+        return (f"{label}, which defines `{name}`, is not valid Python (line {problem['line']}: "
+                f"{problem['error']}), so it defined nothing: fix it, then run it.")
+    first = cell.lstrip().partition("\n")[0]
+    if first.startswith("%%"):  # the magic gets the cell as a string: no definition a check can read
+        return (f"{label} defines `{name}` under the cell magic `{first}`, which a check cannot read: "
+                "take that line out, then run the cell.")
+    return None
 
 
 def _not_attempted(exercise: catalogue.Exercise, seed: int) -> tuple[list[str], str, int]:
@@ -146,14 +211,14 @@ def _not_attempted(exercise: catalogue.Exercise, seed: int) -> tuple[list[str], 
     return _until_total(summary.render(grade)), "not_attempted", 0
 
 
-def _grade(code: str, places: list[dict], exercises: list[catalogue.Exercise], seed: int) -> tuple[list[str], str, int]:
+def _grade(ran: Ran, exercises: list[catalogue.Exercise], seed: int) -> tuple[list[str], str, int]:
     """Grade ``exercises`` on the kernel's code: (the summary's lines, the status and points
     of the first); the kernel's board takes in the verdicts."""
     from grader.core.submission import write_modules
 
     with tempfile.TemporaryDirectory(prefix="mlflow-kit-notebook-", dir=scratch_parent()) as scratch:
         folder = Path(scratch)
-        write_modules(code, places, folder / "src")
+        write_modules(ran.code, ran.places, folder / "src")
         results, log = folder / "results.json", folder / "pytest.log"
         kernel = _kernel()
         kernel.start_host().grade(grading_args(folder / "src", seed=seed, results=results, only=exercises),
@@ -169,13 +234,20 @@ def _grade(code: str, places: list[dict], exercises: list[catalogue.Exercise], s
     return _summary_lines(output), result["status"], result["score"]
 
 
-def _view(code: str, places: list[dict]) -> tuple[Board, Places]:
-    """The kernel's board against the code of its cells now, and the cells' names."""
+def _view(ran: Ran) -> tuple[Board, Places]:
+    """The kernel's board against the code of its cells now (a function no cell it ran
+    defines says why), and the cells' names."""
     from grader.core.submission import write_modules
 
     with tempfile.TemporaryDirectory(prefix="mlflow-kit-notebook-", dir=scratch_parent()) as scratch:
-        write_modules(code, places, Path(scratch))
-        return _kernel().board.against(Path(scratch)), Places(Path(scratch))
+        write_modules(ran.code, ran.places, Path(scratch))
+        view, names = _kernel().board.against(Path(scratch)), Places(Path(scratch))
+    for exercise in catalogue.load().exercises:
+        absent = _absent(exercise, ran)
+        if absent:  # a verdict of now: an error of it comes before older ones (Board.next_target)
+            view.entries[exercise.key] = Entry(absent[0], 0, messages=[absent[1]])
+            view.fresh.append(exercise.key)
+    return view, names
 
 
 def _board_lines(view: Board, names: Places) -> list[str]:
@@ -224,6 +296,8 @@ def _next_step(function: str, status: str) -> str:
         return "Next: well done, go on to the next exercise."
     if status == "not_attempted":
         return f"Next: write `{function}` in its cell above, run that cell, then run this one again."
+    if status == NOT_RUN:
+        return f"Next: run the cell that defines `{function}` (Shift-Enter), then run this one again."
     return f"Next: fix `{function}` in its cell above (see the message), run that cell, then run this one again."
 
 
@@ -233,5 +307,7 @@ def _lesson_next(kind: str, what) -> str:
         return "Next: nothing left. Well done: every exercise of the lesson passes."
     if kind == "broken":
         return "Next: fix the cell named above, which fails when the lesson's code is imported, then check again."
+    if kind == "run":
+        return f"Next: run the cell that defines `{what.function}` (Shift-Enter), then its check cell."
     verb = {"fix": "fix", "check": "run the check cell of", "implement": "write"}[kind]
     return f"Next: {verb} `{what.function}`" + (", in its cell, then run its check cell." if kind != "check" else ".")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -89,17 +90,31 @@ def _fill(notebook: nbformat.NotebookNode, code_of) -> nbformat.NotebookNode:
     return filled
 
 
-def _execute(notebook: nbformat.NotebookNode, folder: Path) -> nbformat.NotebookNode:
+def _execute(notebook: nbformat.NotebookNode, folder: Path, order: list[int] | None = None) -> nbformat.NotebookNode:
+    """Run the notebook in a real kernel: every cell, top to bottom, or as a learner does, only
+    the cells at the indexes of ``order``, in that order (the others never reach the kernel)."""
     env = {**os.environ, **KERNEL_ENV}
     client = NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
     old_env = dict(os.environ)
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
-        client.execute()
+        if order is None:
+            client.execute()
+        else:
+            with client.setup_kernel():
+                for index in order:
+                    client.execute_cell(notebook.cells[index], index)
     finally:
         os.environ.clear()
         os.environ.update(old_env)
     return notebook
+
+
+def _printed(cell: nbformat.NotebookNode) -> tuple[int, str]:
+    """(what a check cell returned, what it printed)."""
+    results = [o for o in cell.outputs if o.output_type == "execute_result"]
+    printed = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+    return int(results[0].data["text/plain"]), printed
 
 
 def _check_cells(notebook: nbformat.NotebookNode) -> dict[str, tuple[int, str]]:
@@ -108,9 +123,7 @@ def _check_cells(notebook: nbformat.NotebookNode) -> dict[str, tuple[int, str]]:
     for cell in notebook.cells:
         kit = cell.metadata.get("kit", {})
         if kit.get("role") == "check":
-            results = [o for o in cell.outputs if o.output_type == "execute_result"]
-            printed = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
-            found[f"{kit['module']}.{kit['name']}"] = (int(results[0].data["text/plain"]), printed)
+            found[f"{kit['module']}.{kit['name']}"] = _printed(cell)
     return found
 
 
@@ -118,9 +131,7 @@ def _total_cell(notebook: nbformat.NotebookNode) -> tuple[int, str]:
     """(what check_all() returned, what it printed): the last cell."""
     cell = notebook.cells[-1]
     assert cell.source == "check_all()", cell.source
-    results = [o for o in cell.outputs if o.output_type == "execute_result"]
-    printed = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
-    return int(results[0].data["text/plain"]), printed
+    return _printed(cell)
 
 
 def _errors(notebook: nbformat.NotebookNode) -> list[str]:
@@ -221,6 +232,78 @@ def test_lesson_with_solutions_scores_full_marks(tmp_path):
     assert f"Progress: {FUNCTIONS}/{FUNCTIONS} done · {TOTAL}/{TOTAL} points" in checks[last][1]
     total, printed = _total_cell(lesson)
     assert total == 100 and f"{FUNCTIONS}/{FUNCTIONS} done · {TOTAL}/{TOTAL} points" in printed and "Checking" not in printed, printed
+
+
+def _status_line(function: str, words: str, points: str) -> re.Pattern:
+    return re.compile(rf"^  \S {function} +{words} +{points}$", re.MULTILINE)
+
+
+def _words(printed: str) -> str:
+    """What was printed with the summary's line wrapping undone."""
+    return " ".join(printed.split())
+
+
+def test_cells_not_run_are_named_never_graded_as_missing(tmp_path):
+    """A learner who skips cells: a function whose cell never ran is "not run" (never "no
+    function called ...: keep the name"); a cell that ran but is not valid Python, one under
+    a cell magic and a renamed function are named by their cell; check_all() grades what ran,
+    and running the cell then makes the check pass."""
+    lesson = nbformat.read(str(notebooks.LESSON_PATH), as_version=4)
+    setup, imports = [c for c in lesson.cells if c.cell_type == "code" and "kit" not in c.metadata][:2]
+    broken = nbformat.v4.new_code_cell("def log_metric_history(experiment_id, key, values)\n    return None",
+                                       metadata={"tags": ["raises-exception"]})
+    renamed = _solution_code("ex01_tracking", "log_evaluation").replace("def log_evaluation(", "def log_evaluations(")
+    cells = [setup, imports, _solution_code("ex01_tracking", "get_or_create_experiment"),
+             _solution_code("ex01_tracking", "log_run"),  # 3: run only after check_all()
+             'check("ex01_tracking", "log_run")', broken, 'check("ex01_tracking", "log_metric_history")',
+             renamed, 'check("ex01_tracking", "log_evaluation")',
+             "%%capture\n" + _solution_code("ex01_tracking", "train_and_track"), 'check("ex01_tracking", "train_and_track")',
+             "check_all()", 'check("ex01_tracking", "log_run")', "check_all()"]
+    notebook = nbformat.v4.new_notebook(cells=[c if isinstance(c, dict) else nbformat.v4.new_code_cell(c) for c in cells])
+    run = _execute(notebook, tmp_path, order=[0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 3, 12, 13])
+    cells = run.cells
+    assert [e.split(":")[0] for e in _errors(run)] == ["SyntaxError"]  # cell 5's, which the kernel showed
+
+    points, printed = _printed(cells[4])
+    assert points == 0 and _status_line("log_run", "not run", "0/6").search(printed), printed
+    assert ("The cell that defines `log_run` has not been run yet: a check takes only the code of the cells you ran."
+            in _words(printed))
+    assert printed.rstrip().endswith("Next: run the cell that defines `log_run` (Shift-Enter), then run this one again.")
+    assert f"Progress: 0/{FUNCTIONS} done · 0/{TOTAL} points" in printed and "no function called" not in printed
+
+    points, printed = _printed(cells[6])
+    assert points == 0 and _status_line("log_metric_history", "error", "0/3").search(printed), printed
+    assert (f"cell [{cells[5].execution_count}], which defines `log_metric_history`, is not valid Python (line 1: "
+            "SyntaxError: expected ':'), so it defined nothing: fix it, then run it.") in _words(printed), printed
+    points, printed = _printed(cells[8])
+    assert points == 0 and (f"cell [{cells[7].execution_count}] defines `log_evaluations`, not `log_evaluation`: "
+                            "keep the name from the stub.") in _words(printed), printed
+    points, printed = _printed(cells[10])
+    assert points == 0 and (f"cell [{cells[9].execution_count}] defines `train_and_track` under the cell magic "
+                            "`%%capture`, which a check cannot read: take that line out") in _words(printed), printed
+
+    # check_all() grades the one function defined and not checked yet, and no other.
+    points, printed = _printed(cells[11])
+    assert points == 5 and printed.startswith(f"Checking `get_or_create_experiment` (seed {SEED})...\n"), printed
+    assert _status_line("get_or_create_experiment", "passed", "5/5").search(printed), printed
+    assert _status_line("log_metric_history", "error", "0/3").search(printed)
+    assert _status_line("log_evaluation", "error", "0/4").search(printed)
+    assert _status_line("train_and_track", "error", "0/4").search(printed)
+    ran = ("get_or_create_experiment", "log_metric_history", "log_evaluation", "train_and_track")
+    never_run = [e.function for e in catalogue.load().exercises if e.function not in ran]
+    for function in never_run:
+        assert re.search(rf"^  \S {function} +not run ", printed, re.MULTILINE), (function, printed)
+    assert "not checked" not in printed and "no function called" not in printed, printed
+    assert "is not valid Python" in printed  # the error now: its message comes first, and Next sends there
+    assert printed.rstrip().endswith("Next: fix `log_metric_history`, in its cell, then run its check cell."), printed
+
+    # The learner runs log_run's cell, then its check: it is graded, and check_all() keeps that.
+    assert cells[3].execution_count > cells[11].execution_count
+    points, printed = _printed(cells[12])
+    assert points == 6 and _status_line("log_run", "passed", "6/6").search(printed), printed
+    assert f"Progress: 2/{FUNCTIONS} done · 11/{TOTAL} points" in printed
+    points, printed = _printed(cells[13])
+    assert points == 11 and "Checking" not in printed and _status_line("log_run", "passed", "6/6").search(printed), printed
 
 
 # --------------------------------------------------------------------------- nbgrader

@@ -31,7 +31,12 @@ from pathlib import Path, PurePosixPath
 from grader import KIT_ROOT
 from grader.core import catalogue, files
 from grader.core.places import CELLS_FILE
+<<<<<<< HEAD
 from grader.core.processes import isolated_python, kill_group
+=======
+from grader.core.processes import kill_group
+from grader.core.source import compile_problem
+>>>>>>> issue-28-nb
 
 # A submission (a folder, an archive, a notebook) may hold at most this much, so a bomb
 # cannot fill the disk or the memory.
@@ -293,6 +298,12 @@ def _kept_statements(source: str) -> list[tuple[str, int, str | None]]:
                 first = first_line(node)
                 kept.append(("".join(lines[first - 1:node.end_lineno]).rstrip("\n"), first, node.name))
     return kept
+
+
+def cell_problem(cell: str) -> dict | None:
+    """Why a cell is not valid Python, so defines nothing (``_kept_statements``), as
+    ``compile_problem`` says it (lines counted in the cell); None when it is valid."""
+    return compile_problem(_python_of(cell), "cell")
 
 
 MODULE_HEADER = "# Made by the MLflow exercise kit from notebook cells: imports, definitions and constants only.\n"

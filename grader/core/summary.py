@@ -7,9 +7,10 @@ import textwrap
 from grader.core import catalogue
 from grader.core.results import Grade
 
-MARKS = {"passed": "✔", "failed": "✘", "error": "!", "not_attempted": "·", "unchecked": "?", "checking": "…"}
+MARKS = {"passed": "✔", "failed": "✘", "error": "!", "not_attempted": "·", "unchecked": "?", "checking": "…",
+         "not_run": "?"}
 WORDS = {"passed": "passed", "failed": "failed", "error": "error", "not_attempted": "not attempted",
-         "unchecked": "not checked", "checking": "checking…"}
+         "unchecked": "not checked", "checking": "checking…", "not_run": "not run"}
 
 
 def _indent(text: str, prefix: str = "      ") -> list[str]:
