@@ -23,11 +23,8 @@ from grader.core.source import compile_problem, fingerprints, is_untouched_stub,
 
 # Statuses a board shows besides a grading's own (passed, failed, error, not_attempted).
 UNCHECKED = "unchecked"  # edited since its last check, or never checked
-<<<<<<< HEAD
 CHECKING = "checking"  # being checked now (`watch`)
-=======
 NOT_RUN = "not_run"  # a notebook kernel has run no cell that defines it: no code of it to check
->>>>>>> issue-28-nb
 KEPT_BOARDS = 50  # boards of other folders kept in the cache; the oldest go
 LAST_TIME = {"failed": "it failed when last checked", "error": "it stopped with an error when last checked"}
 
@@ -129,15 +126,10 @@ class Board:
 
     def next_target(self) -> tuple[str, object]:
         """What to do next, for the whole kit: ("broken", module name), or ("fix" | "check" |
-<<<<<<< HEAD
-        "wait" | "implement", exercise), or ("done", None). A broken module comes first, then
-        a function just checked that fails, then code not checked yet, then code being
-        checked, then the first function not done."""
-=======
-        "run" (a notebook's cell) | "implement", exercise), or ("done", None). A broken module
-        comes first, then a function just checked that fails, then code not checked yet (or
-        not run yet, in a notebook), then the first function not done."""
->>>>>>> issue-28-nb
+        "run" (a notebook's cell) | "wait" (`watch` checks it now) | "implement", exercise), or
+        ("done", None). A broken module comes first, then a function just checked that fails,
+        then code not checked yet (or not run yet, in a notebook), then code being checked,
+        then the first function not done."""
         cat = catalogue.load()
         for module in cat.modules:
             if module.name in self.broken:
@@ -148,22 +140,15 @@ class Board:
 
         # What was just checked and fails, then code not checked yet, then older failures, then the rest.
         failing_now = [e for e in cat.exercises if e.key in self.fresh and status(e) in ("failed", "error")]
-<<<<<<< HEAD
-        unchecked = [e for e in cat.exercises if status(e) == UNCHECKED]
-        checking = [e for e in cat.exercises if status(e) == CHECKING]
-=======
         unchecked = [e for e in cat.exercises if status(e) in (UNCHECKED, NOT_RUN)]
->>>>>>> issue-28-nb
+        checking = [e for e in cat.exercises if status(e) == CHECKING]
         failing = [e for e in cat.exercises if status(e) in ("failed", "error")]
         not_done = [e for e in cat.exercises if status(e) != "passed"]
         exercise = next(iter(failing_now + unchecked + checking + failing + not_done), None)
         if exercise is None:
             return "done", None
-<<<<<<< HEAD
-        kind = {"failed": "fix", "error": "fix", UNCHECKED: "check", CHECKING: "wait"}.get(status(exercise), "implement")
-=======
-        kind = {"failed": "fix", "error": "fix", UNCHECKED: "check", NOT_RUN: "run"}.get(status(exercise), "implement")
->>>>>>> issue-28-nb
+        kind = {"failed": "fix", "error": "fix", UNCHECKED: "check", NOT_RUN: "run", CHECKING: "wait"}.get(
+            status(exercise), "implement")
         return kind, exercise
 
     def next_step(self, places: Places, command: str | None = "pytest grader") -> str:

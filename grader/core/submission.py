@@ -31,12 +31,8 @@ from pathlib import Path, PurePosixPath
 from grader import KIT_ROOT
 from grader.core import catalogue, files
 from grader.core.places import CELLS_FILE
-<<<<<<< HEAD
 from grader.core.processes import isolated_python, kill_group
-=======
-from grader.core.processes import kill_group
 from grader.core.source import compile_problem
->>>>>>> issue-28-nb
 
 # A submission (a folder, an archive, a notebook) may hold at most this much, so a bomb
 # cannot fill the disk or the memory.
