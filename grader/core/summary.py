@@ -67,6 +67,14 @@ def module_line(heading: str, earned: int, possible: int) -> str:
     return f"{heading:<59} {earned:>3}/{possible}"  # a long title still leaves a space before the points
 
 
+def lone_verdict(exercise: catalogue.Exercise, status: str, message: str) -> list[str]:
+    """A verdict no grading made (a notebook's function that no cell run defines), shown as
+    ``render`` shows a grading's: the module, the function, why."""
+    heading = module_heading(catalogue.load().module(exercise.module))
+    return [module_line(heading, 0, exercise.points), function_line(exercise.function, status, 0, exercise.points),
+            *_indent(message)]
+
+
 def function_line(function: str, status: str, score: int, max_score: int) -> str:
     return f"  {MARKS[status]} {function}".ljust(47) + f"{WORDS[status]:<14}{score:>2}/{max_score}"
 
