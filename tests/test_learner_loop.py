@@ -140,7 +140,7 @@ def test_ctrl_c_during_a_grading_ends_every_process(tmp_path, terminals):
     folder = with_functions(tmp_path / "learner", {("ex04_practice", "run_practice"): None})
     terminal = terminals([sys.executable, "-m", "grader", "watch", "--target", str(folder)],
                          {"XDG_CACHE_HOME": str(tmp_path / "cache")})
-    terminal.wait_for("checking run_practice…")
+    terminal.wait_for("checking run_practice (")
     deadline = time.monotonic() + 60
     while len(terminal.processes()) < 4 and time.monotonic() < deadline:  # watch, host, worker, a grading
         time.sleep(0.05)
