@@ -2,9 +2,9 @@
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``:
 commands on fd 3, replies on fd 4, each a JSON message ending in NUL), so no driver
-package and no port: ``with Chromium(tmp) as browser: page = browser.open(path)``, then
-``page.value("JS expression")``, ``page.problems`` (console errors and warnings, uncaught
-exceptions, failed loads and blocked content, in the browser's words).
+package and no port: ``with Chromium(tmp) as browser: page = browser.open(path)`` (a file,
+or a URL), then ``page.value("JS expression")``, ``page.problems`` (console errors and
+warnings, uncaught exceptions, failed loads and blocked content, in the browser's words).
 """
 from __future__ import annotations
 
@@ -84,14 +84,15 @@ class Chromium:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def open(self, path: Path, settle: float = 0.5) -> "Page":
-        """A new tab showing ``path``, once it has loaded and ``settle`` seconds more (for
-        scripts and image errors that would fire after the load)."""
+    def open(self, path: Path | str, settle: float = 0.5) -> "Page":
+        """A new tab showing ``path`` (a file, or a URL), once it has loaded and ``settle``
+        seconds more (for scripts and image errors that would fire after the load)."""
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Runtime", "Log", "Page"):
             self.call(f"{domain}.enable", session=session)
-        self.call("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
+        url = path if isinstance(path, str) else path.resolve().as_uri()
+        self.call("Page.navigate", {"url": url}, session=session)
         page = Page(self, session)
         page.wait_for("Page.loadEventFired")
         time.sleep(settle)
@@ -110,6 +111,16 @@ class Page:
         deadline = time.monotonic() + timeout
         while not any(e.get("method") == event for e in self._mine()):
             self.browser._events.append(self.browser._receive(max(0.1, deadline - time.monotonic())))
+
+    def wait_for_text(self, *texts: str, timeout: float = 60) -> str:
+        """The page's text once it shows all of ``texts`` (a page its scripts draw)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.value("document.body ? document.body.innerText : ''")
+            if all(text in shown for text in texts) or time.monotonic() > deadline:
+                assert all(text in shown for text in texts), f"the page never showed {texts}:\n{shown[:3000]}"
+                return shown
+            time.sleep(0.1)
 
     def value(self, expression: str):
         """The value of a JavaScript expression in the page (JSON-serialisable)."""

@@ -173,6 +173,17 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
 
 
+@pytest.fixture
+def terminals():
+    """Opens terminals (tests/terminal.py) for a test, ``terminals(command, env)``; closes them after it."""
+    from terminal import Terminal  # it imports this module
+
+    opened = []
+    yield lambda *args, **kwargs: opened.append(Terminal(*args, **kwargs)) or opened[-1]
+    for terminal in opened:
+        terminal.close()
+
+
 @pytest.fixture(scope="session")
 def reference_grades(tmp_path_factory) -> dict[str, Graded]:
     """The solutions, the committed stubs and the independent implementation, graded once."""

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import FUNCTIONS, REPO, SEED, TOTAL, grade, snapshot, with_functions
 from grader.core.processes import proc_stat
-from terminal import Terminal, assert_all_end
+from terminal import assert_all_end
 from grader.authoring import stubgen
 from grader.core import catalogue
 from grader.core.source import definition_span, is_untouched_stub
@@ -58,14 +58,6 @@ def solution_of(module: str, function: str) -> str:
 def board(screen: str) -> dict[str, tuple[str, int]]:
     """Function -> (status, points) as a board on the screen shows them."""
     return {m[2]: (m[3], int(m[4])) for m in map(FUNCTION_LINE.match, screen.splitlines()) if m}
-
-
-@pytest.fixture
-def terminals():
-    opened = []
-    yield lambda *args, **kwargs: opened.append(Terminal(*args, **kwargs)) or opened[-1]
-    for terminal in opened:
-        terminal.close()
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -264,7 +256,7 @@ def test_generate_refuses_to_overwrite_a_learners_work(tmp_path):
 def test_help_lists_the_learners_commands_before_the_authors():
     listing = kit("--help", env={}).stdout
     learner, author = listing.split("For course authors and instructors:")
-    for command in ("watch", "hint", "reset", "progress"):
+    for command in ("watch", "hint", "reset", "progress", "ui"):
         assert re.search(rf"^  {command}\s", learner, re.MULTILINE), listing
     for command in ("generate", "batch"):
         assert re.search(rf"^  {command}\s", author, re.MULTILINE) and not re.search(rf"^  {command}\s", learner, re.MULTILINE)

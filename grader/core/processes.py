@@ -6,9 +6,25 @@ the grader.)
 """
 from __future__ import annotations
 
+import ctypes
 import os
-import sys
 import signal
+import sys
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def prctl(option: int, value: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+
+
+def become_subreaper() -> None:
+    """Orphans of everything this process started become its children, not init's: none
+    can slip out of ``kill_all_below``."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def kill(pid: int) -> None:
@@ -76,3 +92,28 @@ def isolated_python() -> list[str]:
     processes; ``-B`` too when this one writes no bytecode (PYTHONDONTWRITEBYTECODE, which
     ``-I`` would drop): a grading then leaves no __pycache__ in the kit's folder either."""
     return [sys.executable, "-I", *(["-B"] if sys.dont_write_bytecode else [])]
+
+
+def kill_all_below(me: int, spare: int | None = None) -> None:
+    """Kill every descendant but ``spare`` and its own, until none is left (a fork may
+    race the sweep)."""
+    for _ in range(100):
+        kept = {spare, *descendants(spare)} if spare else set()
+        below = [pid for pid in descendants(me) if pid not in kept]
+        if not below:
+            break
+        for pid in below:
+            kill(pid)
+        time.sleep(0.02)
+        _reap_zombies(spare)
+    _reap_zombies(spare)
+
+
+def _reap_zombies(spare: int | None) -> None:
+    """Reap re-parented orphans; never ``spare``, whose end its owner must see."""
+    for pid in descendants(os.getpid()):
+        if pid != spare:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass

@@ -79,6 +79,16 @@ def function_line(function: str, status: str, score: int, max_score: int) -> str
     return f"  {MARKS[status]} {function}".ljust(47) + f"{WORDS[status]:<14}{score:>2}/{max_score}"
 
 
+def entry_lines(exercise, entry, *, details: bool) -> list[str]:
+    """One function's line on a board (grader/core/board.py's ``Entry``) and, with
+    ``details``, what its checks said and the hint."""
+    lines = [function_line(exercise.function, entry.status, entry.score, exercise.points)]
+    if details:
+        lines += [line for said in entry.messages for line in _indent(said)]
+        lines += _indent(f"Hint: {exercise.hint}")
+    return lines
+
+
 def broken_module(problem: dict, module: str, places=None) -> list[str]:
     """A module that cannot be imported, said once: the file, the line and a caret."""
     what = "the code of your cells" if places is not None and places.cells else (
@@ -126,10 +136,7 @@ def render_board(view, places, *, command: str | None = "pytest grader", rows: i
         if module.name in view.broken:
             block += broken_module(view.broken[module.name], module.name, places)
         for exercise, entry in entries:
-            block.append(function_line(exercise.function, entry.status, entry.score, exercise.points))
-            if kind == "fix" and exercise is what and module.name not in view.broken:
-                block += [line for said in entry.messages for line in _indent(said)]
-                block += _indent(f"Hint: {exercise.hint}")
+            block += entry_lines(exercise, entry, details=kind == "fix" and exercise is what and module.name not in view.broken)
         statuses = {entry.status for _, entry in entries}
         uniform = len(statuses) == 1 and len(block) == 1 + len(entries)  # one status, nothing more to say
         folded = f"{block[0]}  ({len(entries)} × {WORDS[statuses.pop()]})" if uniform else None

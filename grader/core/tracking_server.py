@@ -7,6 +7,9 @@ end. Checks still need a fresh, empty store each, and some count everything in t
 (``--enable-workspaces``), which keeps experiments, runs, logged models and registered
 models apart. Learner code selects its workspace with ``MLFLOW_WORKSPACE``, as against any
 workspace-enabled server; the grader's own client binds it per call.
+
+``MlflowServer`` is that server's start and stop alone: `python -m grader ui` serves a
+store a grading kept with it.
 """
 from __future__ import annotations
 
@@ -81,37 +84,37 @@ def _new_database(template: Path, db: Path) -> None:
         connection.execute("PRAGMA journal_mode=WAL")
 
 
-class TrackingServer:
-    """One `mlflow server` in ``folder``: ``server.db``, ``artifacts/`` and ``server.log``.
-    It boots in the background; ``wait_ready`` waits for it."""
+def server_options(db: Path, artifacts: Path, port: int) -> list[str]:
+    """`mlflow server`'s options for a server on 127.0.0.1 over one SQLite database that
+    serves artifacts itself, from ``artifacts`` (so no learner needs the server's disk)."""
+    return [
+        "--backend-store-uri", f"sqlite:///{db}",
+        "--serve-artifacts", "--artifacts-destination", str(artifacts),
+        "--host", LOOPBACK, "--port", str(port),
+        # One process: several would share one SQLite file, and boot slower.
+        "--workers", "1",
+    ]
 
-    def __init__(self, folder: Path, template: Path):
+
+class MlflowServer:
+    """One `mlflow server` (``server_options``) started from ``folder``, which holds its
+    ``server.log``. It boots in the background; ``wait_ready`` waits for it, ``stop`` ends
+    it with every process it started."""
+
+    def __init__(self, folder: Path, db: Path, artifacts: Path, *flags: str):
         self.folder = folder
-        self.template = template
-        self.artifacts = folder / "artifacts"
+        self.artifacts = artifacts
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
-        folder.mkdir(parents=True)
-        _new_database(template, folder / "server.db")
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                self._command(), cwd=folder, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "mlflow", "server", *server_options(db, artifacts, self.port), *flags],
+                cwd=folder, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env={**_without_mlflow_settings(os.environ), **SERVER_ENV},
                 start_new_session=True,  # its own process group: stopped as one, never hit by Ctrl-C
             )
         self._stopped = False
-        atexit.register(self.stop)  # a last resort: the plugin stops it at session end
-
-    def _command(self) -> list[str]:
-        return [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
-            "--serve-artifacts", "--artifacts-destination", str(self.artifacts),
-            "--host", LOOPBACK, "--port", str(self.port),
-            # One process: several would share one SQLite file, and boot slower.
-            "--workers", "1",
-            "--enable-workspaces",
-        ]
+        atexit.register(self.stop)  # a last resort: its owner stops it
 
     @property
     def log(self) -> Path:
@@ -141,6 +144,11 @@ class TrackingServer:
                 time.sleep(0.2)
         raise ServerError(f"mlflow server did not answer within {timeout:g} s; its log ends with:\n{self.log_tail()}")
 
+    def wait_exit(self) -> None:
+        """Block until the server's main process ends (left unreaped: see ``_exited``);
+        a signal that raises (Ctrl-C) ends the wait."""
+        os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOWAIT)
+
     def _exited(self) -> bool:
         """Whether the server's main process has ended. It is left unreaped: a zombie keeps
         its pid, so the process-group id that stop() signals cannot name anyone else."""
@@ -157,6 +165,17 @@ class TrackingServer:
         _wait_group_gone(group)
         self._stopped = True
         atexit.unregister(self.stop)
+
+
+class TrackingServer(MlflowServer):
+    """`--tracking-server`'s server in ``folder``: ``server.db`` (a copy of the migrated
+    template), ``artifacts/`` and ``server.log``; every store is one of its workspaces."""
+
+    def __init__(self, folder: Path, template: Path):
+        self.template = template
+        folder.mkdir(parents=True)
+        _new_database(template, folder / "server.db")
+        super().__init__(folder, folder / "server.db", folder / "artifacts", "--enable-workspaces")
 
 
 def _wait_group_gone(group: int, timeout: float = 5.0) -> None:

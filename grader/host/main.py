@@ -23,7 +23,6 @@ Reply: one JSON line per request, a ``HostReply`` (grader/host/client.py).
 """
 from __future__ import annotations
 
-import ctypes
 import gc
 import importlib
 import json
@@ -39,28 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script:
 
 from grader import KIT_ROOT  # noqa: E402
 from grader.core import catalogue  # noqa: E402
-from grader.core.processes import descendants, kill, kill_group  # noqa: E402
+from grader.core.processes import become_subreaper, descendants, kill_all_below, kill_group, prctl  # noqa: E402
 from grader.host.client import HostReply  # noqa: E402
 from grader.host.slot import Learner, Slot, SlotError, become, scoring_view  # noqa: E402
 from grader.sandbox.protocol import Exit  # noqa: E402
 
 PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
 SAMPLE_SECONDS = 0.5
 
 
-def _prctl(option: int, value: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, value, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
-
-
-def become_subreaper() -> None:
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
-
-
 def die_with_parent() -> None:
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 # ------------------------------------------------------------------ processes and memory
@@ -74,31 +62,6 @@ def proportional_kb(pids: list[int]) -> int:
         except (OSError, StopIteration, ValueError, IndexError):
             pass
     return total
-
-
-def kill_all_below(me: int, spare: int | None = None) -> None:
-    """Kill every descendant but ``spare`` and its own, until none is left (a fork may
-    race the sweep)."""
-    for _ in range(100):
-        kept = {spare, *descendants(spare)} if spare else set()
-        below = [pid for pid in descendants(me) if pid not in kept]
-        if not below:
-            break
-        for pid in below:
-            kill(pid)
-        time.sleep(0.02)
-        _reap_zombies(spare)
-    _reap_zombies(spare)
-
-
-def _reap_zombies(spare: int | None) -> None:
-    """Reap re-parented orphans; never the worker, whose end its owner must see."""
-    for pid in descendants(os.getpid()):
-        if pid != spare:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
 
 
 # ------------------------------------------------------------------ one learner

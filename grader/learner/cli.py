@@ -1,4 +1,4 @@
-"""The learner's commands around `pytest grader`: ``watch``, ``hint``, ``reset`` and ``progress``."""
+"""The learner's commands around `pytest grader`: ``watch``, ``hint``, ``reset``, ``progress`` and ``ui``."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,20 @@ def add_parser(commands) -> None:
                     "them; a function you edited since is shown as not checked.")
     options.add(progress, "target")
     progress.set_defaults(handler=_progress)
+
+    ui = commands.add_parser(
+        "ui", help="grade one function, then see what it logged in MLflow's UI (until Ctrl-C)",
+        description="Grade FUNCTION as `pytest grader -k FUNCTION` does (the same checks and verdict; the same "
+                    "--seed gives the same inputs), keep the MLflow stores its checks read, and serve the first with "
+                    "MLflow's own UI (`mlflow server`) on 127.0.0.1, on a free port. It prints the verdict, the URL "
+                    "and what each store holds: experiments with their ids, runs and registered models, each with "
+                    "its link. It runs until Ctrl-C, which stops the server and removes the stores; nothing is "
+                    "written into your folder.")
+    ui.add_argument("function", metavar="FUNCTION")
+    options.add(ui, "target", "seed")
+    ui.add_argument("--store", type=int, default=1, metavar="N",
+                    help="which store to serve, when the checks made several (default: the first)")
+    ui.set_defaults(handler=_ui)
 
 
 def exercise_named(name: str) -> catalogue.Exercise:
@@ -185,3 +199,9 @@ def _watch(args: argparse.Namespace) -> int:
     from grader.learner.watch import watch
 
     return watch(target_folder(args), args)
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from grader.learner.ui import ui
+
+    return ui(exercise_named(args.function), target_folder(args), args)

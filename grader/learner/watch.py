@@ -57,7 +57,7 @@ GRADING_TIMEOUT = 900.0  # seconds for one grading, as a notebook's check allows
 def watch(folder: Path, args: argparse.Namespace) -> int:
     session = Watch(folder, args.seed if args.seed is not None else new_seed(), args.isolation, args.call_timeout,
                     target_option=f" --target {args.target}" if args.target else "")
-    with _stop_on_signals(), _keys() as keys:
+    with stop_on_signals(), _keys() as keys:
         try:
             session.run(keys)
         except KeyboardInterrupt:
@@ -305,9 +305,9 @@ def _keys():
 
 
 @contextlib.contextmanager
-def _stop_on_signals():
-    """A closed terminal (SIGHUP) or a kill (SIGTERM) stops watching as Ctrl-C does: the
-    host and its processes go too."""
+def stop_on_signals():
+    """A closed terminal (SIGHUP) or a kill (SIGTERM) stops a foreground command (watch,
+    ui) as Ctrl-C does: what it started goes too."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
