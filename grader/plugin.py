@@ -120,6 +120,7 @@ def _check_of(item: pytest.Item) -> tuple[catalogue.Exercise, catalogue.Check]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _refuse_unmatched_checks()  # first: before a worker starts, or the checks' modules import MLflow
     one_parse_at_a_time()  # scenarios and checks run in threads (grader/core/source.py says why)
     if config.getoption("tbstyle") == "auto":
         config.option.tbstyle = "no"  # the summary says what failed, in plain words
@@ -161,6 +162,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         item.stash[CHECK] = _check_of(item)
     _exactly_the_function(config, items)
+
+
+def _refuse_unmatched_checks() -> None:
+    """The whole kit, whatever -k or node ids select, read from the files: a catalogue check
+    without its test method would otherwise drop out of the grade unseen (no item maps to it)."""
+    problems = catalogue.unmatched_checks()
+    if problems:
+        raise pytest.UsageError("grader/catalogue.toml and the checks of grader/test_*.py disagree; nothing was graded:\n"
+                                + "\n".join(f"  {problem}" for problem in problems))
 
 
 def _exactly_the_function(config: pytest.Config, items: list[pytest.Item]) -> None:

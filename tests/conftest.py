@@ -119,6 +119,27 @@ def with_functions(folder: Path, code: dict[tuple[str, str], str | None], base: 
     return folder
 
 
+# What a throw-away copy of the kit holds: its own grader and catalogue, solutions and what
+# `python -m grader generate` makes of them.
+KIT_PARTS = ("grader", "solutions", "exercises", "notebooks", "course", "README.md", "CURRICULUM.md", "pytest.ini")
+
+
+def copy_kit(destination: Path, parts: tuple[str, ...] = KIT_PARTS) -> Path:
+    """A copy of the kit to change on purpose; run it with ``kit_env()``."""
+    for part in parts:
+        if (REPO / part).is_dir():
+            shutil.copytree(REPO / part, destination / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(REPO / part, destination / part)
+    return destination
+
+
+def kit_env() -> dict[str, str]:
+    """The environment for commands run in a copy of the kit: none of the repository's
+    PYTHONPATH (the copy's grader is the one to import) and no MLFLOW_* of the caller."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("MLFLOW_")}
+
+
 def linger(folder: Path, functions: dict[str, list[str]], seconds: float = 1.0) -> Path:
     """Make ``functions`` (module -> names) of the learner's ``folder`` first wait ``seconds``:
     a learner who takes their time, so that the grader's servers these calls use stay up

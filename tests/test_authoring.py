@@ -5,12 +5,10 @@ generate` makes everything else; the grader grades it at once."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import copy_kit, kit_env
 from grader.core.catalogue import load as load_catalogue
 
 SOLUTION = '''"""A throw-away module: reading a run's tag."""
@@ -71,14 +69,11 @@ class Test_tag_of_run:
         assert store.client.get_run(run_id).data.tags["given"] == value, "the run's tag changed"
 '''
 
-KIT_PARTS = ("grader", "solutions", "exercises", "notebooks", "course", "README.md", "pytest.ini")
-
-
 def _grade(kit, tmp_path, name, *args):
     out = tmp_path / f"{name}.json"
     done = subprocess.run([sys.executable, "-m", "pytest", "grader", "-p", "no:cacheprovider", "-k", "tag_of_run",
                            "--seed", "7", "--grade-json", str(out), *args],
-                          cwd=kit, capture_output=True, text=True, timeout=600, env=_env())
+                          cwd=kit, capture_output=True, text=True, timeout=600, env=kit_env())
     assert out.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(out.read_text()), done.stdout
 
@@ -88,15 +83,8 @@ def _files(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
 
 
-def _env():
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("MLFLOW_")}
-
-
 def test_a_new_exercise_takes_its_solution_its_catalogue_entry_and_its_check_class(tmp_path):
-    kit = tmp_path / "kit"
-    for part in KIT_PARTS:
-        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy
-        copy(REPO / part, kit / part, **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}))
+    kit = copy_kit(tmp_path / "kit")
     before = _files(kit)
 
     # The three places.
@@ -109,13 +97,17 @@ def test_a_new_exercise_takes_its_solution_its_catalogue_entry_and_its_check_cla
 
     # Everything else is made from them.
     generated = subprocess.run([sys.executable, "-m", "grader", "generate"], cwd=kit, capture_output=True, text=True,
-                               timeout=300, env=_env())
+                               timeout=300, env=kit_env())
     assert generated.returncode == 0, generated.stderr
     remade = {path for path, data in _files(kit).items() if before.get(path) != data} - touched
-    assert remade == {"exercises/ex99_throwaway.py", "README.md", "notebooks/mlflow_lesson.ipynb",
+    assert remade == {"exercises/ex99_throwaway.py", "README.md", "CURRICULUM.md", "notebooks/mlflow_lesson.ipynb",
                       "course/nbgrader_config.py", "course/source/mlflow_lesson/mlflow_lesson.ipynb"}, remade
     row = f"| {len(load_catalogue().modules) + 1} | `exercises/ex99_throwaway.py` | reading a run's tags | 3 |"
     assert row in (kit / "README.md").read_text()
+    assert "### `tag_of_run` · 3 points" in (kit / "CURRICULUM.md").read_text()
+    checked = subprocess.run([sys.executable, "-m", "grader", "check"], cwd=kit, capture_output=True, text=True,
+                             timeout=300, env=kit_env())
+    assert (checked.returncode, checked.stdout.startswith("all agree")) == (0, True), checked.stdout + checked.stderr
     assert 'check(\\"ex99_throwaway\\", \\"tag_of_run\\")' in (kit / "notebooks" / "mlflow_lesson.ipynb").read_text()
 
     # Graded at once: the solution scores its points, the stub says "not attempted".

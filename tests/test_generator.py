@@ -1,4 +1,5 @@
-"""exercises/ is generated from solutions/ and must never drift from it."""
+"""exercises/, the README's table and CURRICULUM.md are generated from solutions/ and the
+catalogue, and must never drift from them."""
 from __future__ import annotations
 
 import ast
@@ -6,7 +7,7 @@ import ast
 import pytest
 
 from conftest import REPO
-from grader.authoring import readme, stubgen
+from grader.authoring import curriculum, readme, stubgen
 from grader.core import catalogue
 
 
@@ -23,14 +24,35 @@ def test_committed_readme_table_matches_the_catalogue():
         assert f"| `exercises/{module.name}.py` | {module.teaches} | {sum(c.points for e in module.exercises for c in e.checks)} |" in text
 
 
+def test_committed_curriculum_matches_the_catalogue_and_the_solutions():
+    assert curriculum.CURRICULUM == REPO / "CURRICULUM.md"
+    assert (REPO / "CURRICULUM.md").read_text(encoding="utf-8") == curriculum.text(), (
+        "CURRICULUM.md differs from grader/catalogue.toml and solutions/: run `python -m grader generate`")
+
+
+def test_the_curriculum_holds_every_module_function_signature_and_check():
+    text = (REPO / "CURRICULUM.md").read_text(encoding="utf-8")
+    assert f"{catalogue.load().points} points in all" in text
+    for number, module in enumerate(catalogue.load().modules, start=1):
+        assert f"## {number}. {module.title} · {module.points} points\n\n`exercises/{module.name}.py`: {module.teaches}\n" in text
+        solution = stubgen.top_level_definitions((REPO / "solutions" / f"{module.name}.py").read_text(encoding="utf-8"))
+        for exercise in module.exercises:
+            node = solution[exercise.function]
+            section = text.split(f"### `{exercise.function}` · {exercise.points} points\n", 1)[1].split("\n### ", 1)[0]
+            assert f"def {exercise.function}(" in section and f"\n{ast.get_docstring(node).splitlines()[0].replace('``', '`')}\n" in section
+            for check in exercise.checks:
+                assert f"- {check.name.replace('_', ' ')} · {check.points} point" in section and f"(`test_{check.name}`)" in section
+    assert "### `ThresholdModel`, used by the exercises after it" in text  # a class the learner writes too
+
+
 @pytest.mark.parametrize("exercise", catalogue.load().exercises, ids=lambda e: e.key)
 def test_every_stub_keeps_the_signature_and_raises(exercise):
     def functions(path):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+        return stubgen.top_level_definitions(path.read_text(encoding="utf-8"))
 
     stub = functions(REPO / "exercises" / f"{exercise.module}.py")[exercise.function]
     solution = functions(REPO / "solutions" / f"{exercise.module}.py")[exercise.function]
+    assert isinstance(stub, ast.FunctionDef) and isinstance(solution, ast.FunctionDef)
     assert ast.dump(stub.args) == ast.dump(solution.args)
     assert ast.get_docstring(stub) == ast.get_docstring(solution) and ast.get_docstring(stub)
     body = [n for n in stub.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]

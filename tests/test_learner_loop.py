@@ -258,7 +258,7 @@ def test_help_lists_the_learners_commands_before_the_authors():
     learner, author = listing.split("For course authors and instructors:")
     for command in ("watch", "hint", "reset", "progress", "ui"):
         assert re.search(rf"^  {command}\s", learner, re.MULTILINE), listing
-    for command in ("generate", "batch"):
+    for command in ("generate", "check", "batch"):
         assert re.search(rf"^  {command}\s", author, re.MULTILINE) and not re.search(rf"^  {command}\s", learner, re.MULTILINE)
     for command in ("watch", "reset", "batch"):  # each names itself as it is typed
         usage = kit(command, "--help", env={}).stdout

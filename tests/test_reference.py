@@ -1,5 +1,5 @@
 """The three reference points: solutions score 100, stubs score 0 and say "not attempted",
-an implementation written by someone else from CURRICULUM.md scores 100."""
+an implementation written by someone else from the kit's CURRICULUM.md scores 100."""
 from __future__ import annotations
 
 from grader.core import catalogue

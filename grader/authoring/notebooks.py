@@ -145,12 +145,16 @@ your total.
 """
 
 
+def markdown(docstring_text: str) -> str:
+    """Docstring text as Markdown: reStructuredText's ``code`` becomes `code`."""
+    return re.sub(r"``([^`]+)``", r"`\1`", docstring_text)
+
+
 def _markdown_of(docstring: str, title: str, points: int) -> str:
     """A module docstring as a teaching section: its first line is the heading."""
     first, _, rest = docstring.partition("\n")
     heading = first.strip().rstrip(".")
-    body = re.sub(r"``([^`]+)``", r"`\1`", rest.strip())
-    return f"## {heading} · {points} points\n\n{body}\n"
+    return f"## {heading} · {points} points\n\n{markdown(rest.strip())}\n"
 
 
 def _top_level_parts(source: str) -> tuple[str, list[tuple[str, str]]]:
@@ -321,12 +325,8 @@ def unsafe_overwrites(lesson: Path = LESSON_PATH) -> dict[Path, list[str]]:
 
 def generate(course: Path = COURSE, lesson: Path = LESSON_PATH, only: Iterable[str] | None = None) -> list[Path]:
     """Write the files that differ; return them."""
-    written = []
-    for path, text in expected_files(course, lesson, only).items():
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-    return written
+    from grader.authoring.generated import write_changed
+
+    return write_changed(expected_files(course, lesson, only))
 
 

@@ -1,6 +1,7 @@
 """The README's points table, made from the catalogue: one row per module, with what it
 teaches and its points (sums of its checks'). ``python -m grader generate`` writes it
-between its two markers; ``pytest tests`` fails when the committed README differs."""
+between its two markers; ``pytest tests`` and ``python -m grader check`` fail when the
+committed README differs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,14 +35,6 @@ def with_table(text: str) -> str:
     return f"{before}{BEGIN}\n{points_table()}{END}{after}"
 
 
-def generate(readme: Path = README) -> list[Path]:
-    """Write the table if it differs; return what was written (nothing, for a copy of the
-    kit without its README)."""
-    if not readme.is_file():
-        return []
-    text = readme.read_text(encoding="utf-8")
-    fresh = with_table(text)
-    if fresh == text:
-        return []
-    readme.write_text(fresh, encoding="utf-8")
-    return [readme]
+def expected_files(readme: Path = README) -> dict[Path, str]:
+    """The README with its table made anew (nothing, for a copy of the kit without its README)."""
+    return {readme: with_table(readme.read_text(encoding="utf-8"))} if readme.is_file() else {}

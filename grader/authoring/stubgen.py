@@ -81,15 +81,8 @@ def expected_stubs(solutions: Path = KIT_ROOT / "solutions") -> dict[str, str]:
     }
 
 
-def generate(exercises: Path = KIT_ROOT / "exercises", solutions: Path = KIT_ROOT / "solutions") -> list[Path]:
-    exercises.mkdir(exist_ok=True)
-    written = []
-    for name, text in expected_stubs(solutions).items():
-        path = exercises / name
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-            written.append(path)
-    return written
+def expected_files(exercises: Path = KIT_ROOT / "exercises", solutions: Path = KIT_ROOT / "solutions") -> dict[Path, str]:
+    return {exercises / name: text for name, text in expected_stubs(solutions).items()}
 
 
 def stub_of(module: str, function: str, solutions: Path = KIT_ROOT / "solutions") -> str:
@@ -114,8 +107,7 @@ def learner_work(current: str, stub: str) -> list[str]:
 def unsafe_overwrites(exercises: Path = KIT_ROOT / "exercises", solutions: Path = KIT_ROOT / "solutions") -> dict[Path, list[str]]:
     """exercises/ files that generating would overwrite although they hold someone's code."""
     found = {}
-    for name, text in expected_stubs(solutions).items():
-        path = exercises / name
+    for path, text in expected_files(exercises, solutions).items():
         if path.is_file() and path.read_text(encoding="utf-8") != text:
             work = learner_work(path.read_text(encoding="utf-8"), text)
             if work:
@@ -127,6 +119,12 @@ def stub_names(text: str) -> list[str]:
     """What a learner may reset in a stub file: its functions, classes and their methods."""
     tree = ast.parse(text)
     return [*_functions(tree), *(node.name for node in tree.body if isinstance(node, ast.ClassDef))]
+
+
+def top_level_definitions(source: str) -> dict[str, ast.AST]:
+    """Name -> the top-level function or class of ``source`` that counts (the last), in source order."""
+    return {node.name: node for node in ast.parse(source).body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
 
 def _functions(tree: ast.AST, prefix: str = "") -> dict[str, ast.AST]:

@@ -2,10 +2,13 @@
 
 Totals are sums, never written down but once: a module's points are its exercises', the
 kit's are its modules', and must come to the catalogue's ``total``. The checks of module ``M`` are the file ``grader/test_M.py``: its class
-``Test_<function>`` checks one function, each ``test_<check>`` method one check of it.
+``Test_<function>`` checks one function, each ``test_<check>`` method one check of it;
+``unmatched_checks`` names where the two part (``pytest grader`` and ``python -m grader
+check`` refuse the kit then).
 """
 from __future__ import annotations
 
+import ast
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -130,3 +133,55 @@ def function_of(check_class: type) -> str:
 def node_id(exercise: Exercise) -> str:
     """pytest's id of the checks of one function: ``.../test_<module>.py::Test_<function>``."""
     return f"{checks_file(exercise.module)}::{CLASS_PREFIX}{exercise.function}"
+
+
+def written_checks(checks: Path) -> dict[str, list[str]]:
+    """Function -> the checks a file of checks writes for it: its ``Test_<function>`` classes
+    and their ``test_<check>`` methods, read with ``ast`` (nothing imported: seconds, no MLflow)."""
+    tree = ast.parse(checks.read_text(encoding="utf-8"), str(checks))
+    return {node.name.removeprefix(CLASS_PREFIX): [method.name.removeprefix(CHECKS_PREFIX) for method in node.body
+                                                    if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                                    and method.name.startswith(CHECKS_PREFIX)]
+            for node in tree.body if isinstance(node, ast.ClassDef) and node.name.startswith(CLASS_PREFIX)}
+
+
+def unmatched_checks() -> list[str]:
+    """Where the catalogue's checks and the test methods of grader/test_*.py part, one line
+    each naming the check or method and where it was expected: a check without its method
+    would drop out of the grade unseen (the solutions would score 99 of 100), a method
+    without its check would be graded for no points."""
+    written, problems = {}, []
+    for path in sorted((KIT_ROOT / "grader").glob(f"{CHECKS_PREFIX}*.py")):
+        try:
+            written[module_of(path)] = written_checks(path)
+        except SyntaxError as error:
+            problems.append(f"{_relative(path)}: does not parse (line {error.lineno}: {error.msg}): fix it")
+    return problems + _checks_without_methods(written) + _methods_without_checks(written)
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(KIT_ROOT))
+
+
+def _checks_without_methods(written: dict[str, dict[str, list[str]]]) -> list[str]:
+    return [f"grader/catalogue.toml: check `{check.name}` of {exercise.key} has no test method: expected "
+            f"`def {CHECKS_PREFIX}{check.name}(self, scenario)` in class {CLASS_PREFIX}{exercise.function} of "
+            f"{_relative(checks_file(exercise.module))}"
+            for exercise in load().exercises for check in exercise.checks
+            if check.name not in written.get(exercise.module, {}).get(exercise.function, [])]
+
+
+def _methods_without_checks(written: dict[str, dict[str, list[str]]]) -> list[str]:
+    declared = {(e.module, e.function): {check.name for check in e.checks} for e in load().exercises}
+    problems = []
+    for module, classes in written.items():
+        where = _relative(checks_file(module))
+        for function, methods in classes.items():
+            if (module, function) not in declared:
+                problems.append(f"{where}: class {CLASS_PREFIX}{function} checks no exercise of grader/catalogue.toml: "
+                                f"expected an [[exercise]] with module = \"{module}\" and function = \"{function}\"")
+                continue
+            problems += [f"{where}: {CLASS_PREFIX}{function}.{CHECKS_PREFIX}{name} has no check in grader/catalogue.toml: "
+                         f"expected `{name} = <points>` in the checks of the [[exercise]] {module}.{function}"
+                         for name in methods if name not in declared[(module, function)]]
+    return problems

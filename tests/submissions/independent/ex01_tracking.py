@@ -1,4 +1,4 @@
-"""Module 1: experiment tracking (independent implementation, written from CURRICULUM.md)."""
+"""Module 1: experiment tracking (independent implementation, written from the kit's CURRICULUM.md)."""
 import math
 
 import matplotlib

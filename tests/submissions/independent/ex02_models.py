@@ -1,4 +1,4 @@
-"""Module 2: saving and loading models (independent implementation, written from CURRICULUM.md)."""
+"""Module 2: saving and loading models (independent implementation, written from the kit's CURRICULUM.md)."""
 import mlflow
 import mlflow.pyfunc
 import mlflow.sklearn

@@ -1,4 +1,4 @@
-"""Module 3: the Model Registry (independent implementation, written from CURRICULUM.md)."""
+"""Module 3: the Model Registry (independent implementation, written from the kit's CURRICULUM.md)."""
 import mlflow
 import mlflow.pyfunc
 from mlflow.exceptions import MlflowException

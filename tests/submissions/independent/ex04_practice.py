@@ -1,4 +1,4 @@
-"""Module 4: the practice task (independent implementation, written from CURRICULUM.md)."""
+"""Module 4: the practice task (independent implementation, written from the kit's CURRICULUM.md)."""
 import mlflow
 import mlflow.sklearn
 from mlflow.models import infer_signature

@@ -1,4 +1,4 @@
-"""Module 5: serving a model (independent implementation, written from CURRICULUM.md)."""
+"""Module 5: serving a model (independent implementation, written from the kit's CURRICULUM.md)."""
 import json
 import urllib.error
 import urllib.request

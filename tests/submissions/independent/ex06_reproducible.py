@@ -1,4 +1,4 @@
-"""Module 6: code versions, projects and REST (independent implementation, written from CURRICULUM.md)."""
+"""Module 6: code versions, projects and REST (independent implementation, written from the kit's CURRICULUM.md)."""
 import time
 
 import mlflow
