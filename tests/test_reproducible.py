@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, SEED, Graded, grader_args, linger
 from grader.core import catalogue
 from grader.sandbox import isolation
-from test_serving import alive, netns, watched
+from test_serving import netns, watched
 
 needs_bwrap = pytest.mark.skipif(not isolation.bwrap_available(), reason="bubblewrap cannot build a sandbox here")
 
@@ -44,19 +44,17 @@ def test_projects_git_and_the_tracking_server_end_with_the_grading(tmp_path, mod
                      {"ex06_reproducible": ["log_run_rest"]})
     command = [sys.executable, "-m", "pytest",
                *grader_args(learner, "-k", "ex06", "--isolation", mode, seed=SEED, out=tmp_path / "r.json")]
-    every: dict[int, str] = {}
-    completed, listening = watched(command, env={"TMPDIR": str(place)}, every=every)
+    completed, watch = watched(command, env={"TMPDIR": str(place)})
     module = catalogue.load().module("ex06_reproducible")
     assert completed.returncode == 0 and f"{module.points}/{module.points}" in completed.stdout, completed.stdout[-3000:]
-    projects = [pid for pid, said in every.items() if "train.py" in said]
+    projects = [pid for pid, seen in watch.processes.items() if "train.py" in seen["command"]]
     assert projects, "no project script was seen running"
-    assert listening, "the grader's tracking server was not seen listening"
-    left = [f"{pid}: {every.get(pid) or listening[pid]['command']}" for pid in [*every, *listening] if alive(pid)]
-    assert not left, f"processes outlived the grading: {left}"
+    assert watch.listening, "the grader's tracking server was not seen listening"
+    assert not watch.left(), f"processes outlived the grading: {watch.left()}"
     assert not working_in(place), "a process still works in the grading's folders"
     if mode == "bwrap":
         ours = netns(os.getpid())
-        assert all(server["netns"] != ours for server in listening.values()), listening
+        assert all(server["netns"] != ours for server in watch.listening.values()), watch.listening
 
 
 HANGS = '''
@@ -88,15 +86,14 @@ def test_a_project_or_a_rest_call_that_never_ends_is_stopped_with_its_processes(
         module.write(HANGS)
     command = [sys.executable, "-m", "pytest", *grader_args(learner, "-k", "run_project or log_run_rest",
                                                             "--call-timeout", "6", seed=SEED, out=tmp_path / "r.json")]
-    every: dict[int, str] = {}
-    completed, listening = watched(command, env={"TMPDIR": str(place)}, every=every)
+    completed, watch = watched(command, env={"TMPDIR": str(place)})
     for function, seconds in (("run_project", 12), ("log_run_rest", 6)):  # a project's Python may take twice as long
         assert f"`{function}` in ex06_reproducible.py did not finish within {seconds} seconds" in completed.stdout, \
             completed.stdout[-3000:]
-    assert [pid for pid, said in every.items() if "time.sleep(3600)" in said], "the project's command never ran"
-    assert listening, "the grader's tracking server was not seen listening"
-    left = [f"{pid}: {every.get(pid) or listening[pid]['command']}" for pid in [*every, *listening] if alive(pid)]
-    assert not left, f"processes outlived the grading: {left}"
+    assert [pid for pid, seen in watch.processes.items() if "time.sleep(3600)" in seen["command"]], \
+        "the project's command never ran"
+    assert watch.listening, "the grader's tracking server was not seen listening"
+    assert not watch.left(), f"processes outlived the grading: {watch.left()}"
     assert not working_in(place), "a process still works in the grading's folders"
     graded = Graded(completed.returncode, completed.stdout, json.loads((tmp_path / "r.json").read_text()))
     for function in ("run_project", "log_run_rest"):

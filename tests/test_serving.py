@@ -54,32 +54,43 @@ def listening(pid: int) -> list[str]:
 
 
 class ServerWatch:
-    """Polls the processes below ``root`` while it runs, keeping every one that listens."""
+    """Polls the processes below ``root`` while it runs: every one seen (its command line and
+    network namespace, ``processes``), and those that listen on a TCP port (``listening``)."""
 
     def __init__(self, root: int):
-        self.root, self.seen, self.commands = root, {}, {}  # listening processes; every process seen
+        self.root, self.listening, self.processes = root, {}, {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
-        # The grader's own server lives about a second: look often, and keep a process only
+        # A server may listen for a fraction of a second: look often, and keep a process only
         # once all of it was read (it may end between two reads: then look again).
         while not self._stop.is_set():
             for pid in descendants(self.root):
-                if pid not in self.commands and (command := command_of(pid)):
-                    self.commands[pid] = command
-                if pid in self.seen:
+                if pid not in self.processes and (command := command_of(pid)) and (space := netns(pid)):
+                    self.processes[pid] = {"command": command, "netns": space}
+                if pid in self.listening:
                     continue
                 ports, space, command = listening(pid), netns(pid), command_of(pid)
                 if ports and space and command:
-                    self.seen[pid] = {"netns": space, "listening": ports, "command": command}
+                    self.listening[pid] = {"netns": space, "listening": ports, "command": command}
             time.sleep(0.01)
 
-    def stop(self) -> dict[int, dict]:
+    def stop(self) -> "ServerWatch":
         self._stop.set()
         self._thread.join()
-        return self.seen
+        return self
+
+    def servers(self) -> dict[int, dict]:
+        """The grader's servers seen listening, and MLflow's CLI servers (uvicorn) seen at all:
+        the learner's listens only while it is scored, but runs for seconds."""
+        return {**{pid: p for pid, p in self.processes.items() if "uvicorn" in p["command"]}, **self.listening}
+
+    def left(self) -> list[str]:
+        """What of all it saw still runs."""
+        return [f"{pid}: {self.processes.get(pid) or self.listening[pid]}" for pid in {*self.processes, *self.listening}
+                if alive(pid)]
 
 
 def command_of(pid: int) -> str:
@@ -94,26 +105,23 @@ def alive(pid: int) -> bool:
     return fields is not None and fields[0] != b"Z"
 
 
-def watched(command: list[str], cwd: Path = REPO, env: dict | None = None, every: dict | None = None
-            ) -> tuple[subprocess.CompletedProcess, dict[int, dict]]:
-    """Run ``command``, watching what runs below it: (how it ended, the processes that
-    listened); ``every`` gets every process seen, by pid (its command line)."""
+def watched(command: list[str], cwd: Path = REPO, env: dict | None = None
+            ) -> tuple[subprocess.CompletedProcess, ServerWatch]:
+    """Run ``command``, watching what runs below it: how it ended, and what was seen."""
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, **(env or {})})
     watch = ServerWatch(process.pid)
     output, _ = process.communicate(timeout=600)
-    seen = watch.stop()
-    if every is not None:
-        every.update(watch.commands)
-    return subprocess.CompletedProcess(command, process.returncode, output), seen
+    return subprocess.CompletedProcess(command, process.returncode, output), watch.stop()
 
 
-def assert_servers_gone(seen: dict[int, dict], output: str) -> None:
-    # The grader's model server (forked from the worker) and the learner's (MLflow's CLI
-    # running uvicorn): at least two, or this test proved nothing.
-    assert len(seen) >= 2 and any("uvicorn" in s["command"] for s in seen.values()), (seen, output[-3000:])
-    left = [pid for pid in seen if alive(pid)]
-    assert not left, f"servers left running: {[seen[pid] for pid in left]}"
+def assert_servers_gone(watch: ServerWatch, output: str) -> None:
+    # The grader's model server (forked from the worker, seen listening) and the learner's
+    # (MLflow's CLI running uvicorn): both, or this test proved nothing; then nothing of
+    # all that ran below is left.
+    assert watch.listening and any("uvicorn" in p["command"] for p in watch.processes.values()), (
+        watch.listening, output[-3000:])
+    assert not watch.left(), f"left running: {watch.left()}"
 
 
 def unhurried(folder: Path) -> Path:
@@ -129,15 +137,15 @@ def test_a_self_check_leaves_no_server_and_bwrap_keeps_them_inside(tmp_path, mod
                                                 ignore=shutil.ignore_patterns("__pycache__")))
     command = [sys.executable, "-m", "pytest",
                *grader_args(learner, "-k", "ex05", "--isolation", mode, seed=SEED, out=tmp_path / "r.json")]
-    completed, seen = watched(command)
+    completed, watch = watched(command)
     assert completed.returncode == 0, completed.stdout[-3000:]
-    assert_servers_gone(seen, completed.stdout)
+    assert_servers_gone(watch, completed.stdout)
     if mode == "bwrap":
         ours = netns(os.getpid())
-        assert all(s["netns"] != ours for s in seen.values()), seen
+        assert all(s["netns"] != ours for s in watch.servers().values()), watch.servers()
     else:  # the learner's own machine: on its loopback only (7F000001, little-endian)
         assert all(port.startswith(("0100007F:", "00000000000000000000000001000000:"))
-                   for s in seen.values() for port in s["listening"]), seen
+                   for s in watch.listening.values() for port in s["listening"]), watch.listening
 
 
 @needs_bwrap
@@ -147,12 +155,12 @@ def test_a_batch_under_bwrap_serves_inside_the_sandbox_and_leaves_nothing(tmp_pa
     out = tmp_path / "out"
     command = [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "1",
                "--seed", str(SEED), "--isolation", "bwrap"]
-    completed, seen = watched(command)
+    completed, watch = watched(command)
     assert completed.returncode == 0, completed.stdout[-3000:]
     assert "ada,graded,100," in (out / "gradebook.csv").read_text(), (out / "gradebook.csv").read_text()
-    assert_servers_gone(seen, completed.stdout)
+    assert_servers_gone(watch, completed.stdout)
     ours = netns(os.getpid())
-    assert all(s["netns"] != ours for s in seen.values()), seen
+    assert all(s["netns"] != ours for s in watch.servers().values()), watch.servers()
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

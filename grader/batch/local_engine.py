@@ -47,7 +47,7 @@ class LocalEngine:
             try:
                 while pending and not stop.is_set():
                     done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                    for future in done:
+                    for future in [f for f in pending if f in done]:  # in the order given, not a set's
                         yield pending.pop(future), future.result()
             finally:
                 for future in pending:

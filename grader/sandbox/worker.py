@@ -271,18 +271,14 @@ def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int
         os._exit(code)
 
 
-_stacks = None  # the open STACK_FILE of this call, kept for faulthandler's thread
-
-
 def _dump_stacks_before(seconds: float, call_dir: str) -> None:
     """Have faulthandler dump the call's stacks just before its deadline: a call stopped
     there can say which of the learner's lines it was stuck on. Its own C thread writes
-    them, so this works even while the learner's code loops without returning to Python."""
-    global _stacks
+    them, so this works even while the learner's code loops without returning to Python.
+    (faulthandler holds the file open until then.)"""
     lead = min(_protocol.STACK_LEAD_SECONDS, seconds / 4)
     try:
-        _stacks = open(os.path.join(call_dir, _protocol.STACK_FILE), "w")
-        faulthandler.dump_traceback_later(seconds - lead, file=_stacks)
+        faulthandler.dump_traceback_later(seconds - lead, file=open(os.path.join(call_dir, _protocol.STACK_FILE), "w"))
     except (OSError, RuntimeError):  # no thread to spare under the learner's limits: it says less
         pass
 
