@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,20 @@ def grade_many(jobs: list[tuple], tmp: Path, slots: int = 1) -> list[Graded]:
     with HostPool(tmp, min(slots, len(jobs)), "none", DEFAULT_CALL_TIMEOUT) as hosts, \
             ThreadPoolExecutor(len(hosts.hosts)) as pool:
         return list(pool.map(lambda job: run(hosts, job), enumerate(jobs)))
+
+
+def batch_command(submissions: Path, out: Path, *args: str, python_options: Sequence[str] = ()) -> list[str]:
+    """The instructor's `python -m grader batch SUBMISSIONS --out OUT ARGS` (``python_options``:
+    Python's own, before `-m`), to run from the kit's folder: every batch test's command."""
+    return [sys.executable, *python_options, "-m", "grader", "batch", str(submissions), "--out", str(out), *args]
+
+
+def grade_batch(submissions: Path, out: Path, *args: str, env: dict | None = None, timeout: float = 600,
+                prefix: Sequence[str] = (), python_options: Sequence[str] = ()) -> subprocess.CompletedProcess:
+    """Run `batch_command` from the kit's folder to its end, what it prints captured;
+    ``prefix`` runs it under another command (`unshare ...`), ``env`` adds to this one's."""
+    return subprocess.run([*prefix, *batch_command(submissions, out, *args, python_options=python_options)],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def plant(snippet: Path, destination: Path, fill: dict[str, str]) -> None:

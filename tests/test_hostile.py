@@ -13,7 +13,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, plant
+from conftest import REPO, SEED, grade_batch, plant
 from grader.core import catalogue
 from grader.sandbox import isolation
 
@@ -93,11 +92,8 @@ def batch(tmp_path_factory) -> Batch:
     for snippet in sorted(HOSTILE.glob("*.py")):
         plant(snippet, submissions / snippet.stem, fill)
     started = time.monotonic()
-    completed = subprocess.run(
-        [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "2",
-         "--seed", str(SEED), "--timeout", "300", "--call-timeout", str(CALL_TIMEOUT)],
-        cwd=REPO, capture_output=True, text=True, timeout=1200,
-    )
+    completed = grade_batch(submissions, out, "--workers", "2", "--seed", str(SEED), "--timeout", "300",
+                            "--call-timeout", str(CALL_TIMEOUT), timeout=1200)
     seconds = time.monotonic() - started
     server.close()
     assert (out / "gradebook.csv").is_file(), completed.stdout + completed.stderr
