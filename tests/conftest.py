@@ -26,6 +26,8 @@ SEED = 4242
 # The kit's size, as the board prints it ("8/19 done · 53/100 points"): from the catalogue.
 FUNCTIONS = len(catalogue.load().exercises)
 TOTAL = catalogue.load().points
+# Each function's points, by `module.function`: what a row of a perfect submission holds.
+FULL_MARKS = {e.key: e.points for e in catalogue.load().exercises}
 
 
 @dataclass

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, deep_tree, grade, grade_batch, plant
-from grader.core import catalogue
+from conftest import FULL_MARKS, REPO, SEED, deep_tree, grade, grade_batch, plant
 from grader.core.store import StoreFactory
 from grader.sandbox import isolation
 
@@ -35,7 +34,6 @@ SHM_KEY = zlib.crc32(MARK.encode()) & 0x7FFFFFFF
 CANARY_TEXT = f"canary {uuid.uuid4().hex}"
 PTH = Path(sysconfig.get_paths()["purelib"]) / f"{MARK}.pth"
 CALL_TIMEOUT = 10
-FULL_MARKS = {e.key: e.points for e in catalogue.load().exercises}
 ZERO = {key: 0 for key in FULL_MARKS}
 # attacker -> the row its untouched functions earn (stubs, and what the attack is worth)
 EXPECTED = {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, grade_batch
+from conftest import FULL_MARKS, REPO, grade_batch
 from grader.batch.collect import SubmissionError, collect, pack, unpack
 from grader.core.submission import MAX_ARCHIVE_MEMBERS, MAX_UNPACKED_BYTES
 from grader.batch.gradebook import columns
@@ -34,9 +34,6 @@ def zip_folder(source: Path, archive: Path, prefix: str) -> Path:
         for path in source.glob("*.py"):
             bundle.write(path, f"{prefix}{path.name}")
     return archive
-
-
-FULL_MARKS = {e.key: e.points for e in catalogue.load().exercises}
 
 
 def test_help_lists_batch():

@@ -22,15 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, grade_batch, plant
-from grader.core import catalogue
+from conftest import FULL_MARKS, REPO, SEED, grade_batch, plant
 from grader.sandbox import isolation
 
 HOSTILE = Path(__file__).resolve().parent / "submissions" / "hostile"
 MARK = f"hostile-{uuid.uuid4().hex[:10]}"
 ISOLATION = isolation.best_mode()
 SANDBOXED = ISOLATION == "bwrap"
-FULL_MARKS = {e.key: e.points for e in catalogue.load().exercises}
 TARGET = "ex01_tracking.get_or_create_experiment"
 CALL_TIMEOUT = 10  # honest calls take under 2 s even here (2 slots on 2 cores): they must never hit it
 
