@@ -16,7 +16,7 @@ import pytest
 
 from grader.core import catalogue
 from grader.core.options import grading_args
-from grader.core.processes import descendants
+from grader.core.processes import descendants, proc_stat
 from grader.host.client import HostPool
 from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
 
@@ -175,14 +175,31 @@ def deep_tree(top: Path, outside: Path, depth: int = 5000) -> None:
 def scoring_processes(root: int) -> list[int]:
     """The scoring processes grading a learner below process ``root`` now: a grading host
     forks one per learner, working in the learner's private copy (learner-*)."""
-    found = []
-    for pid in descendants(root):
-        try:
-            if Path(os.readlink(f"/proc/{pid}/cwd")).name.startswith("learner-"):
-                found.append(pid)
-        except OSError:
-            pass
-    return found
+    return [pid for pid in descendants(root) if working_in(pid).name.startswith("learner-")]
+
+
+def command_line(pid: int) -> bytes:
+    """A process's arguments, NUL-separated; nothing once it has ended (MLflow runs `git`
+    in a call, for a moment)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def calls(pids: list[int]) -> list[int]:
+    """Learner calls among ``pids``: children the sandbox worker (worker.py) forked that
+    work in a store (the worker forks others, for a moment, for itself)."""
+    workers = {pid for pid in pids if b"worker.py" in command_line(pid)}
+    return [pid for pid in pids if (fields := proc_stat(pid)) is not None and int(fields[1]) in workers
+            and working_in(pid).name.startswith("store-")]
+
+
+def working_in(pid: int) -> Path:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return Path("/")
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

@@ -21,11 +21,11 @@ import pytest
 from markdown_it import MarkdownIt
 
 from browser import CHROMIUM, Chromium
-from conftest import REPO, batch_command, grade_batch, scoring_processes
+from conftest import REPO, batch_command, calls, grade_batch, scoring_processes
 from grader.batch import sheets
 from grader.batch.gradebook import STATUSES
 from grader.core import catalogue
-from grader.core.processes import proc_stat
+from grader.core.processes import descendants, proc_stat
 
 SEED = "7"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -242,7 +242,9 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes_leaving_no_scratch(tmp_path):
     deadline = time.monotonic() + 120
     while not list(scratch_place.glob("mlflow-kit-batch-*/learner-*")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(2)  # a-sleepy's calls sleep 5 s each: its grading is under way
+    while not calls(descendants(running.pid)):  # a-sleepy's calls sleep 5 s each: its grading is under way
+        assert running.poll() is None and time.monotonic() < deadline, running.communicate()[1]
+        time.sleep(0.05)
     running.send_signal(signal.SIGINT)
     _, stderr = running.communicate(timeout=120)
     assert running.returncode == 128 + signal.SIGINT and "Traceback" not in stderr, stderr
