@@ -84,18 +84,20 @@ class Chromium:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def open(self, path: Path | str, settle: float = 0.5) -> "Page":
-        """A new tab showing ``path`` (a file, or a URL), once it has loaded and ``settle``
-        seconds more (for scripts and image errors that would fire after the load)."""
+    def open(self, path: Path | str, timeout: float = 60) -> "Page":
+        """A new tab showing ``path`` (a file, or a URL), once it has settled: loaded, and then
+        nothing more fetched for a while (Chromium's `networkIdle`), so that the scripts and
+        image errors that would come after the load have come."""
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Runtime", "Log", "Page"):
             self.call(f"{domain}.enable", session=session)
+        self.call("Page.setLifecycleEventsEnabled", {"enabled": True}, session=session)
         url = path if isinstance(path, str) else path.resolve().as_uri()
-        self.call("Page.navigate", {"url": url}, session=session)
+        loader = self.call("Page.navigate", {"url": url}, session=session)["loaderId"]
         page = Page(self, session)
-        page.wait_for("Page.loadEventFired")
-        time.sleep(settle)
+        # This page's, not about:blank's (whose lifecycle events come again when they are enabled).
+        page.wait_for("Page.lifecycleEvent", timeout, name="networkIdle", loaderId=loader)
         page.value("1")  # collects what happened meanwhile
         return page
 
@@ -107,10 +109,14 @@ class Page:
     def _mine(self) -> list[dict]:
         return [e for e in self.browser._events if e.get("sessionId") == self.session]
 
-    def wait_for(self, event: str, timeout: float = 30) -> None:
+    def wait_for(self, event: str, timeout: float = 30, **params) -> None:
+        """Until the page has had ``event`` with these ``params`` (and maybe others)."""
         deadline = time.monotonic() + timeout
-        while not any(e.get("method") == event for e in self._mine()):
-            self.browser._events.append(self.browser._receive(max(0.1, deadline - time.monotonic())))
+        while not any(e.get("method") == event and params.items() <= e.get("params", {}).items() for e in self._mine()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the page never had {event} {params}")
+            self.browser._events.append(self.browser._receive(left))
 
     def wait_for_text(self, *texts: str, timeout: float = 60) -> str:
         """The page's text once it shows all of ``texts`` (a page its scripts draw)."""

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from grader.core import catalogue
 from grader.core.options import grading_args
-from grader.core.processes import descendants
+from grader.core.processes import descendants, proc_stat
 from grader.host.client import HostPool
 from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
 
@@ -25,6 +26,8 @@ SEED = 4242
 # The kit's size, as the board prints it ("8/19 done · 53/100 points"): from the catalogue.
 FUNCTIONS = len(catalogue.load().exercises)
 TOTAL = catalogue.load().points
+# Each function's points, by `module.function`: what a row of a perfect submission holds.
+FULL_MARKS = {e.key: e.points for e in catalogue.load().exercises}
 
 
 @dataclass
@@ -84,6 +87,20 @@ def grade_many(jobs: list[tuple], tmp: Path, slots: int = 1) -> list[Graded]:
     with HostPool(tmp, min(slots, len(jobs)), "none", DEFAULT_CALL_TIMEOUT) as hosts, \
             ThreadPoolExecutor(len(hosts.hosts)) as pool:
         return list(pool.map(lambda job: run(hosts, job), enumerate(jobs)))
+
+
+def batch_command(submissions: Path, out: Path, *args: str, python_options: Sequence[str] = ()) -> list[str]:
+    """The instructor's `python -m grader batch SUBMISSIONS --out OUT ARGS` (``python_options``:
+    Python's own, before `-m`), to run from the kit's folder: every batch test's command."""
+    return [sys.executable, *python_options, "-m", "grader", "batch", str(submissions), "--out", str(out), *args]
+
+
+def grade_batch(submissions: Path, out: Path, *args: str, env: dict | None = None, timeout: float = 600,
+                prefix: Sequence[str] = (), python_options: Sequence[str] = ()) -> subprocess.CompletedProcess:
+    """Run `batch_command` from the kit's folder to its end, what it prints captured;
+    ``prefix`` runs it under another command (`unshare ...`), ``env`` adds to this one's."""
+    return subprocess.run([*prefix, *batch_command(submissions, out, *args, python_options=python_options)],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def plant(snippet: Path, destination: Path, fill: dict[str, str]) -> None:
@@ -179,14 +196,31 @@ def deep_tree(top: Path, outside: Path, depth: int = 5000) -> None:
 def scoring_processes(root: int) -> list[int]:
     """The scoring processes grading a learner below process ``root`` now: a grading host
     forks one per learner, working in the learner's private copy (learner-*)."""
-    found = []
-    for pid in descendants(root):
-        try:
-            if Path(os.readlink(f"/proc/{pid}/cwd")).name.startswith("learner-"):
-                found.append(pid)
-        except OSError:
-            pass
-    return found
+    return [pid for pid in descendants(root) if working_in(pid).name.startswith("learner-")]
+
+
+def command_line(pid: int) -> bytes:
+    """A process's arguments, NUL-separated; nothing once it has ended (MLflow runs `git`
+    in a call, for a moment)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def calls(pids: list[int]) -> list[int]:
+    """Learner calls among ``pids``: children the sandbox worker (worker.py) forked that
+    work in a store (the worker forks others, for a moment, for itself)."""
+    workers = {pid for pid in pids if b"worker.py" in command_line(pid)}
+    return [pid for pid in pids if (fields := proc_stat(pid)) is not None and int(fields[1]) in workers
+            and working_in(pid).name.startswith("store-")]
+
+
+def working_in(pid: int) -> Path:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return Path("/")
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

@@ -15,8 +15,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import sysconfig
 import uuid
 import zipfile
@@ -26,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, deep_tree, grade, plant
-from grader.core import catalogue
+from conftest import FULL_MARKS, REPO, SEED, deep_tree, grade, grade_batch, plant
 from grader.core.store import StoreFactory
 from grader.sandbox import isolation
 
@@ -37,7 +34,6 @@ SHM_KEY = zlib.crc32(MARK.encode()) & 0x7FFFFFFF
 CANARY_TEXT = f"canary {uuid.uuid4().hex}"
 PTH = Path(sysconfig.get_paths()["purelib"]) / f"{MARK}.pth"
 CALL_TIMEOUT = 10
-FULL_MARKS = {e.key: e.points for e in catalogue.load().exercises}
 ZERO = {key: 0 for key in FULL_MARKS}
 # attacker -> the row its untouched functions earn (stubs, and what the attack is worth)
 EXPECTED = {
@@ -111,11 +107,9 @@ def run_batch(tmp: Path, attacks: list[str], *, prefix: list[str] = ()) -> Batch
     shm_folder = Path("/dev/shm") / f"attacks-{uuid.uuid4().hex[:8]}"
     shm_folder.mkdir()
     try:
-        completed = subprocess.run(
-            [*prefix, sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "1",
-             "--seed", str(SEED), "--timeout", "300", "--call-timeout", str(CALL_TIMEOUT), "--isolation", "bwrap"],
-            cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, "TMPDIR": str(shm_folder)},
-        )
+        completed = grade_batch(submissions, out, "--workers", "1", "--seed", str(SEED), "--timeout", "300",
+                                "--call-timeout", str(CALL_TIMEOUT), "--isolation", "bwrap",
+                                prefix=prefix, timeout=900, env={"TMPDIR": str(shm_folder)})
         assert (out / "gradebook.csv").is_file(), completed.stdout + completed.stderr
         with open(out / "gradebook.csv", newline="") as handle:
             rows = {row.get("learner"): row for row in csv.DictReader(handle)}
@@ -334,10 +328,8 @@ def test_a_killed_batchs_deep_leftovers_do_not_stop_the_next_batch(tmp_path):
     deep_tree(leftover / "slot-0" / "learner-0", outside)
     submissions = tmp_path / "submissions"
     shutil.copytree(REPO / "exercises", submissions / "ada", ignore=shutil.ignore_patterns("__pycache__"))
-    completed = subprocess.run(
-        [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(tmp_path / "out"), "--workers", "1",
-         "--seed", str(SEED), "--isolation", "bwrap"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(place)})
+    completed = grade_batch(submissions, tmp_path / "out", "--workers", "1", "--seed", str(SEED), "--isolation", "bwrap",
+                            timeout=300, env={"TMPDIR": str(place)})
     assert completed.returncode == 0, completed.stderr[-3000:]  # every learner graded
     assert (tmp_path / "out" / "report.html").is_file(), completed.stderr[-3000:]
     assert not list(place.iterdir()), list(place.iterdir())

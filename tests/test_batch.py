@@ -16,17 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import FULL_MARKS, REPO, grade_batch
 from grader.batch.collect import SubmissionError, collect, pack, unpack
 from grader.core.submission import MAX_ARCHIVE_MEMBERS, MAX_UNPACKED_BYTES
 from grader.batch.gradebook import columns
 from grader.core import catalogue
 from grader.sandbox import isolation
-
-
-def run_batch(submissions: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--seed", "7", *args]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 def read_rows(out: Path) -> list[dict]:
@@ -39,9 +34,6 @@ def zip_folder(source: Path, archive: Path, prefix: str) -> Path:
         for path in source.glob("*.py"):
             bundle.write(path, f"{prefix}{path.name}")
     return archive
-
-
-FULL_MARKS = {e.key: e.points for e in catalogue.load().exercises}
 
 
 def test_help_lists_batch():
@@ -146,7 +138,7 @@ def test_resume_grades_only_the_missing_learners(tmp_path):
         writer = csv.DictWriter(handle, columns())
         writer.writeheader()
         writer.writerow(written)
-    completed = run_batch(submissions, out, "--resume", "--workers", "1")
+    completed = grade_batch(submissions, out, "--seed", "7", "--resume", "--workers", "1")
     rows = {row["learner"]: row for row in read_rows(out)}
     assert rows["done-already"] == written, completed.stderr
     assert rows["late"]["status"] == "error" and set(rows) == {"done-already", "late"}
@@ -165,8 +157,8 @@ def test_a_submission_past_its_wall_clock_is_a_timeout_row_and_leaves_nothing(tm
                      f"'import time; time.sleep(600)', '{marker}'], start_new_session=True)\ntime.sleep(600)\n"
                      # one implemented function: modules holding only stubs are not even imported
                      "\ndef get_or_create_experiment(name, tags=None):\n    return '0'\n")
-    completed = run_batch(submissions, out, "--isolation", "limits", "--timeout", "6", "--call-timeout", "30",
-                          "--workers", "1")
+    completed = grade_batch(submissions, out, "--seed", "7", "--isolation", "limits", "--timeout", "6", "--call-timeout", "30",
+                            "--workers", "1")
     [row] = read_rows(out)
     assert row["status"] == "timeout", f"{row}\n{completed.stderr}"
     assert "per-submission limit of 6 s" in (out / "sleepy" / "feedback.md").read_text()
@@ -245,7 +237,7 @@ def test_the_next_learner_in_a_slot_finds_nothing_the_last_one_left(tmp_path):
         shutil.copytree(REPO / "exercises", submissions / learner, ignore=shutil.ignore_patterns("__pycache__"))
         module_1 = (REPO / "solutions" / "ex01_tracking.py").read_text()
         (submissions / learner / "ex01_tracking.py").write_text(module_1 + snippet.replace("@MARK@", mark).replace("@TRAP@", str(trap)))
-    completed = run_batch(submissions, out, "--workers", "1", "--isolation", "bwrap")
+    completed = grade_batch(submissions, out, "--seed", "7", "--workers", "1", "--isolation", "bwrap")
     rows = {row["learner"]: row for row in read_rows(out)}
     module_1 = catalogue.load().module("ex01_tracking")
     killed = "ex01_tracking.log_metric_history"

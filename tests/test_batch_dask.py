@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from distributed import Client, Security
 
-from conftest import REPO, plant, scoring_processes
+from conftest import REPO, batch_command, plant, scoring_processes
 from grader.batch.dask_engine import PLUGIN_PREFIX, plugins_and_clients
 from grader.core.processes import descendants
 from test_batch_runs import GET_POINTS, SEED, batch, notebook, read_rows, solution_code, solved
@@ -35,7 +35,7 @@ START_SECONDS = 120
 
 def start_batch(submissions: Path, out: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     """A batch in a session of its own: a terminal's Ctrl-C reaches all of its process group."""
-    command = [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--seed", SEED, *args]
+    command = batch_command(submissions, out, "--seed", SEED, *args)
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})}, start_new_session=True)
 

@@ -21,11 +21,11 @@ import pytest
 from markdown_it import MarkdownIt
 
 from browser import CHROMIUM, Chromium
-from conftest import REPO, scoring_processes
+from conftest import REPO, batch_command, calls, grade_batch, scoring_processes
 from grader.batch import sheets
 from grader.batch.gradebook import STATUSES
 from grader.core import catalogue
-from grader.core.processes import proc_stat
+from grader.core.processes import descendants, proc_stat
 
 SEED = "7"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -59,9 +59,7 @@ def zipped(folder: Path, archive: Path, prefix: str = "exercises/") -> None:
 
 def batch(submissions: Path, out: Path, *args: str, env: dict | None = None,
           python_options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    command = [sys.executable, *python_options, "-m", "grader", "batch", str(submissions), "--out", str(out),
-               "--workers", "1", "--seed", SEED, *args]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    return grade_batch(submissions, out, "--workers", "1", "--seed", SEED, *args, env=env, python_options=python_options)
 
 
 def read_rows(path: Path) -> dict[str, dict]:
@@ -239,13 +237,14 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes_leaving_no_scratch(tmp_path):
     solved(submissions / "a-sleepy", set(), SLEEPY)
     solved(submissions / "b-quick", set())
     env = {**os.environ, "TMPDIR": str(scratch_place)}
-    command = [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "1",
-               "--seed", SEED]
+    command = batch_command(submissions, out, "--workers", "1", "--seed", SEED)
     running = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list(scratch_place.glob("mlflow-kit-batch-*/learner-*")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(2)  # a-sleepy's calls sleep 5 s each: its grading is under way
+    while not calls(descendants(running.pid)):  # a-sleepy's calls sleep 5 s each: its grading is under way
+        assert running.poll() is None and time.monotonic() < deadline, running.communicate()[1]
+        time.sleep(0.05)
     running.send_signal(signal.SIGINT)
     _, stderr = running.communicate(timeout=120)
     assert running.returncode == 128 + signal.SIGINT and "Traceback" not in stderr, stderr
@@ -275,8 +274,7 @@ def test_a_grading_host_killed_mid_learner_costs_no_row(tmp_path):
     """kill -9 of the slot's grading host while it grades: a fresh host grades the learner again."""
     submissions, out = tmp_path / "in", tmp_path / "out"
     solved(submissions / "ada", {"get_or_create_experiment"})
-    command = [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "1",
-               "--seed", SEED]
+    command = batch_command(submissions, out, "--workers", "1", "--seed", SEED)
     running = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (scoring := scoring_processes(running.pid)):

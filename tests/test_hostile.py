@@ -13,7 +13,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,15 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, plant
-from grader.core import catalogue
+from conftest import FULL_MARKS, REPO, SEED, grade_batch, plant
 from grader.sandbox import isolation
 
 HOSTILE = Path(__file__).resolve().parent / "submissions" / "hostile"
 MARK = f"hostile-{uuid.uuid4().hex[:10]}"
 ISOLATION = isolation.best_mode()
 SANDBOXED = ISOLATION == "bwrap"
-FULL_MARKS = {e.key: e.points for e in catalogue.load().exercises}
 TARGET = "ex01_tracking.get_or_create_experiment"
 CALL_TIMEOUT = 10  # honest calls take under 2 s even here (2 slots on 2 cores): they must never hit it
 
@@ -93,11 +90,8 @@ def batch(tmp_path_factory) -> Batch:
     for snippet in sorted(HOSTILE.glob("*.py")):
         plant(snippet, submissions / snippet.stem, fill)
     started = time.monotonic()
-    completed = subprocess.run(
-        [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "2",
-         "--seed", str(SEED), "--timeout", "300", "--call-timeout", str(CALL_TIMEOUT)],
-        cwd=REPO, capture_output=True, text=True, timeout=1200,
-    )
+    completed = grade_batch(submissions, out, "--workers", "2", "--seed", str(SEED), "--timeout", "300",
+                            "--call-timeout", str(CALL_TIMEOUT), timeout=1200)
     seconds = time.monotonic() - started
     server.close()
     assert (out / "gradebook.csv").is_file(), completed.stdout + completed.stderr

@@ -18,6 +18,7 @@ from grader.core.processes import proc_stat
 from terminal import assert_all_end
 from grader.authoring import stubgen
 from grader.core import catalogue
+from grader.core.places import Places
 from grader.core.source import definition_span, is_untouched_stub
 
 FORGETS_TAGS = '''def log_run(experiment_id: str, params: dict, metrics: dict, tags: dict[str, str] | None = None,
@@ -149,11 +150,12 @@ def test_ctrl_c_during_a_grading_ends_every_process(tmp_path, terminals):
 def test_a_selection_says_what_is_next_for_the_whole_kit_and_progress_remembers(tmp_path):
     folder = with_functions(tmp_path / "learner", {("ex01_tracking", "log_run"): None})
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-    graded = grade(folder, "-k", "log_run", env=env, out=tmp_path / "r.json")
+    # As the learner types it, from the folder that holds theirs: `pytest grader --target learner -k log_run`.
+    graded = grade(Path("learner"), "-k", "log_run", cwd=tmp_path, env=env, out=tmp_path / "r.json")
     said = " ".join(graded.output.split())
     assert f"Total: 6/6 for the 1 function(s) checked now · the whole kit: 1/{FUNCTIONS} done · 6/{TOTAL} points" in said, said
-    assert f"Next: implement `get_or_create_experiment` in {folder}/ex01_tracking.py, then check it: " \
-           f"pytest grader --target {folder} -k get_or_create_experiment (94 points still open)" in said, said
+    assert "Next: implement `get_or_create_experiment` in learner/ex01_tracking.py, then check it: " \
+           "pytest grader --target learner -k get_or_create_experiment (94 points still open)" in said, said
 
     shown = kit("progress", "--target", str(folder), env=env).stdout
     assert board(shown)["log_run"] == ("passed", 6) and f"1/{FUNCTIONS} done · 6/{TOTAL} points" in shown, shown
@@ -165,6 +167,21 @@ def test_a_selection_says_what_is_next_for_the_whole_kit_and_progress_remembers(
     shown = kit("progress", "--target", str(folder), env=env).stdout
     assert board(shown)["log_run"] == ("not checked", 0) and f"0/{FUNCTIONS} done" in shown, shown
     assert "Next: check `log_run` (its code has not been checked yet)" in " ".join(shown.split()), shown
+
+
+def test_a_learners_file_is_named_as_seen_from_the_working_folder(tmp_path):
+    """Messages name a learner's file by a path that opens from where the learner works:
+    relative when their folder is in it or beside it (one `..`: the kit and the learner's
+    folder side by side), absolute when it is further out, where `../../..` would be harder
+    to read than the absolute path."""
+    folder = tmp_path / "kit" / "learner"
+    folder.mkdir(parents=True)
+    (tmp_path / "elsewhere" / "work").mkdir(parents=True)
+    named = {str(cwd.relative_to(tmp_path)): Places(folder, cwd).file("ex01_tracking")
+             for cwd in (folder, tmp_path / "kit", tmp_path, tmp_path / "elsewhere", tmp_path / "elsewhere" / "work")}
+    assert named == {"kit/learner": "ex01_tracking.py", "kit": "learner/ex01_tracking.py",
+                     ".": "kit/learner/ex01_tracking.py", "elsewhere": "../kit/learner/ex01_tracking.py",
+                     "elsewhere/work": f"{folder}/ex01_tracking.py"}, named
 
 
 def test_hint_prints_the_catalogue_hint_and_a_second_level(tmp_path):

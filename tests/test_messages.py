@@ -68,8 +68,12 @@ SELECTION = ("-k", "log_model or find_best_run or load_local or run_practice or 
 
 @pytest.fixture(scope="module")
 def learners(tmp_path_factory):
-    """Two learners' folders, graded as `pytest grader -k ...` (their progress in a private cache)."""
+    """Two learners' folders, graded as `pytest grader -k ...` (their progress in a private cache),
+    from a working folder two levels away from theirs: messages name their files by absolute
+    paths (grader/core/places.py), wherever the kit and the temporary folders are."""
     tmp = tmp_path_factory.mktemp("messages")
+    work = tmp / "elsewhere" / "work"
+    work.mkdir(parents=True)
     first = with_functions(tmp / "first", {
         ("ex02_models", "log_model"): LOG_MODEL_SKOPS,
         ("ex01_tracking", "find_best_run"): FIND_BEST_RETURNS_RUN,
@@ -88,7 +92,7 @@ def learners(tmp_path_factory):
     registry = second / "ex03_registry.py"
     registry.write_text(registry.read_text().replace("import mlflow\n", "import mlflow\nimport mlflow_helpers_never_installed\n", 1))
     env = {"XDG_CACHE_HOME": str(tmp / "cache")}
-    return {name: grade(folder, *SELECTION, env=env, out=tmp / f"{name}.json")
+    return {name: grade(folder, *SELECTION, cwd=work, env=env, out=tmp / f"{name}.json")
             for name, folder in (("first", first), ("second", second))}
 
 

@@ -15,13 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SUBMISSIONS, grade_many
+from conftest import FULL_MARKS, SUBMISSIONS, grade_many
 from grader.core import catalogue
 
 sys.path.insert(0, str(SUBMISSIONS))
 from mutants import MUTANTS  # noqa: E402
-
-FULL_MARKS = {e.key: e.points for e in catalogue.load().exercises}
 
 
 def batches(mutants) -> list[list]:

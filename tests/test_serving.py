@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, grader_args, linger, with_functions
+from conftest import REPO, SEED, batch_command, grader_args, linger, with_functions
 from grader.core import catalogue
 from grader.core.processes import descendants, proc_stat
 from grader.sandbox import isolation
@@ -153,8 +153,7 @@ def test_a_batch_under_bwrap_serves_inside_the_sandbox_and_leaves_nothing(tmp_pa
     submissions = tmp_path / "submissions"
     unhurried(shutil.copytree(REPO / "solutions", submissions / "ada", ignore=shutil.ignore_patterns("__pycache__")))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--workers", "1",
-               "--seed", str(SEED), "--isolation", "bwrap"]
+    command = batch_command(submissions, out, "--workers", "1", "--seed", str(SEED), "--isolation", "bwrap")
     completed, watch = watched(command)
     assert completed.returncode == 0, completed.stdout[-3000:]
     assert "ada,graded,100," in (out / "gradebook.csv").read_text(), (out / "gradebook.csv").read_text()

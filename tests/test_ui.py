@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from browser import CHROMIUM, Chromium
-from conftest import REPO, SEED, linger, snapshot, with_functions
-from grader.core.processes import descendants, proc_stat
+from conftest import REPO, SEED, calls, command_line, linger, snapshot, with_functions
+from grader.core.processes import descendants
 from terminal import Terminal, assert_all_end
 
 READY = "Ctrl-C stops it and removes the stores."
@@ -29,30 +29,6 @@ def ui(terminals, tmp_path: Path, *args: str) -> tuple[Terminal, str, str]:
                          {"XDG_CACHE_HOME": str(tmp_path / "cache")}, width=400)  # a printed command fits one line
     screen = terminal.wait_for(READY, timeout=300)
     return terminal, screen, URL.search(screen)[2]
-
-
-def command_line(pid: int) -> bytes:
-    """A process's arguments, NUL-separated; nothing once it has ended (MLflow runs `git`
-    in a call, for a moment)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def calls(pids: list[int]) -> list[int]:
-    """Learner calls among ``pids``: children the sandbox worker (worker.py) forked that
-    work in a store (the worker forks others, for a moment, for itself)."""
-    workers = {pid for pid in pids if b"worker.py" in command_line(pid)}
-    return [pid for pid in pids if (fields := proc_stat(pid)) is not None and int(fields[1]) in workers
-            and working_in(pid).name.startswith("store-")]
-
-
-def working_in(pid: int) -> Path:
-    try:
-        return Path(os.readlink(f"/proc/{pid}/cwd"))
-    except OSError:
-        return Path("/")
 
 
 def server_of(terminal: Terminal) -> tuple[int, Path]:
