@@ -6,6 +6,7 @@ import shlex
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 from conftest import REPO
 from grader.core.processes import descendants, proc_stat
@@ -19,10 +20,10 @@ def gone(pids: list[int]) -> list[int]:
 class Terminal:
     """A command in a tmux pane of a private tmux server: keys in, the screen out."""
 
-    def __init__(self, command: list[str], env: dict, width: int = 140, height: int = 70):
+    def __init__(self, command: list[str], env: dict, width: int = 140, height: int = 70, cwd: Path = REPO):
         self.socket = f"kit-test-{uuid.uuid4().hex[:8]}"
         line = " ".join(["env", *(f"{k}={shlex.quote(v)}" for k, v in env.items()), *map(shlex.quote, command)])
-        self.tmux("new-session", "-d", "-s", "kit", "-x", str(width), "-y", str(height), "-c", str(REPO), line)
+        self.tmux("new-session", "-d", "-s", "kit", "-x", str(width), "-y", str(height), "-c", str(cwd), line)
         self.tmux("set-option", "-t", "kit", "remain-on-exit", "on")
         self.pid = int(self.tmux("display-message", "-p", "-t", "kit", "#{pane_pid}").strip())
 

@@ -129,6 +129,19 @@ def test_a_call_that_hangs_holds_up_no_other_verdict_and_the_status_tells_the_tr
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_watch_from_the_learners_own_folder_grades_the_folder_named(tmp_path, terminals):
+    """`--target learner`, typed in the folder that holds it (not the kit's): the folder
+    graded is that one, whatever folder the grading runs in."""
+    with_functions(tmp_path / "learner", {("ex01_tracking", "log_run"): None})
+    terminal = terminals([sys.executable, "-m", "grader", "watch", "--target", "learner", "--seed", str(SEED)],
+                         {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}, cwd=tmp_path)
+    screen = terminal.wait_for("checked log_run in")
+    assert board(screen)["log_run"] == ("passed", 6) and "watching learner/" in screen, screen
+    terminal.keys("q")
+    terminal.wait_for("Stopped watching")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_ctrl_c_during_a_grading_ends_every_process(tmp_path, terminals):
     folder = with_functions(tmp_path / "learner", {("ex04_practice", "run_practice"): None})
     terminal = terminals([sys.executable, "-m", "grader", "watch", "--target", str(folder)],

@@ -55,7 +55,8 @@ GRADING_TIMEOUT = 900.0  # seconds for one grading, as a notebook's check allows
 
 
 def watch(folder: Path, args: argparse.Namespace) -> int:
-    session = Watch(folder, args.seed if args.seed is not None else new_seed(), args.isolation, args.call_timeout,
+    # Absolute: the host grades from the kit's folder, not from where the learner typed it.
+    session = Watch(folder.absolute(), args.seed if args.seed is not None else new_seed(), args.isolation, args.call_timeout,
                     target_option=f" --target {args.target}" if args.target else "")
     with stop_on_signals(), _keys() as keys:
         try:
