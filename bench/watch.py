@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from grader.authoring.stubgen import drop_markers  # noqa: E402
+from grader.authoring.stubgen import drop_markers, stub_of  # noqa: E402
 from grader.core import catalogue  # noqa: E402
 from grader.core.source import definition_span  # noqa: E402
 
@@ -42,12 +42,7 @@ WRONG = '''def log_run(experiment_id, params, metrics, tags=None, run_name=None)
 
 
 def solution(module: str, function: str) -> str:
-    return original(REPO / "solutions", function, module)
-
-
-def original(folder: Path, function: str, module: str = "ex01_tracking") -> str:
-    """``function`` as ``folder`` (the stubs or the solutions) holds it."""
-    text = drop_markers((folder / f"{module}.py").read_text())
+    text = drop_markers((REPO / "solutions" / f"{module}.py").read_text())
     first, last = definition_span(text, function)
     return "".join(text.splitlines(keepends=True)[first - 1:last])
 
@@ -135,7 +130,7 @@ def main() -> None:
         finally:
             pane.close()
         save(folder, solution("ex01_tracking", "log_run"))
-        save(folder, original(REPO / "exercises", "log_metric_history"), "log_metric_history")  # its stub again
+        save(folder, stub_of("ex01_tracking", "log_metric_history"), "log_metric_history")  # its stub again
         grade = [sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider", "--target", str(folder)]
         environment = {**os.environ, **env}
         cold_one = [timed([*grade, "-k", "log_run"], env=environment) for _ in range(args.cold)]

@@ -22,7 +22,10 @@ KIT_ROOT = Path(__file__).resolve().parent.parent  # the kit's folder: grader/, 
 
 def install_advice(error: ModuleNotFoundError) -> str:
     """One plain line for a Python that lacks the kit's packages: which, and the command
-    that installs them (instead of pages of import traceback)."""
+    that installs them (instead of pages of import traceback). A module of the kit's own
+    that is missing is a bug, not an install: ``error`` is raised again."""
+    if (error.name or "").split(".")[0] == "grader":
+        raise error
     import importlib.metadata
     import re
     import sys

@@ -2,8 +2,6 @@
 try:
     from grader.plugin import *  # noqa: F401,F403
 except ModuleNotFoundError as error:  # a Python without the kit's packages: one plain line, not a traceback
-    if (error.name or "").split(".")[0] == "grader":
-        raise
     import pytest
 
     from grader import install_advice

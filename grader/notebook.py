@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.core import catalogue, files
-from grader.core.board import NOT_RUN, Board, Entry
+from grader.core.board import NOT_RUN, UNCHECKED, Board, Entry
 from grader.core.options import grading_args, new_seed
 from grader.core.places import Places
 from grader.core.source import is_untouched_stub, may_bind
@@ -117,7 +117,7 @@ def check_all(*, seed: int | None = None) -> int:
     seed = _seed(seed)
     ran = _ran()
     view, names = _view(ran)
-    stale = [e for e in catalogue.load().exercises if view.entries[e.key].status == "unchecked"]
+    stale = [e for e in catalogue.load().exercises if view.entries[e.key].status == UNCHECKED]
     if stale:
         print(f"Checking {', '.join(f'`{e.function}`' for e in stale)} (seed {seed})...", flush=True)
         _grade(ran, stale, seed)

@@ -221,9 +221,17 @@ def _session(config: pytest.Config) -> GradingSession:
     if run.session is None:
         mlflow_patches.speed_up_sqlite_stores()  # before the first store opens
         setup = run.setup
-        stores = _tracking_server_stores(run, setup.scratch) or StoreFactory(setup.scratch, setup.sandbox.template, setup.private)
+        server = _tracking_server_stores(run, setup.scratch)
+        # SQLite stores, for the checks that need one even under --tracking-server (apart from its stores,
+        # in a folder made now, before any learner code runs: never a name it could have planted).
+        sqlite = setup.scratch
+        if server:
+            sqlite = setup.scratch / "sqlite-stores"
+            sqlite.mkdir()
+        sqlite = StoreFactory(sqlite, setup.sandbox.template, setup.private)
         run.session = GradingSession(setup.sources, setup.scratch, run.seed, setup.sandbox,
-                                     timeout=config.getoption("call_timeout"), stores=stores)
+                                     timeout=config.getoption("call_timeout"), stores=server or sqlite,
+                                     sqlite_stores=sqlite)
     return run.session
 
 

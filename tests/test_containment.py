@@ -114,3 +114,41 @@ def test_a_store_put_back_is_as_it_was_and_a_removed_one_is_left_alone(tmp_path)
     with store.kept() as restore:
         assert restore is None
     assert not list(tmp_path.glob(".*.db")), "a snapshot outlived its call"
+
+
+FORGES_ITS_STACKS = '''
+def log_metric_history(experiment_id, key, values):
+    import faulthandler, os
+    faulthandler.cancel_dump_traceback_later()  # its own account of where it hangs, instead
+    call_folder = os.path.dirname(os.environ["TMPDIR"])
+    with open(os.path.join(call_folder, "stack.txt"), "w") as stacks:
+        stacks.write("\\n" * 30000 + '  File "ex01_tracking.py", line ' + "9" * 5000 + " in log_metric_history\\n")
+    while True:
+        pass
+'''
+ODD_TRACKING_URI = '''
+_log_run_as_it_should_be = log_run
+
+def log_run(experiment_id, params, metrics, tags=None, run_name=None):
+    mlflow.set_tracking_uri("http://[::1")  # a typo; the grader ignores the call anyway
+    return _log_run_as_it_should_be(experiment_id, params, metrics, tags, run_name)
+'''
+
+
+def test_what_a_call_leaves_behind_cannot_break_the_grader(tmp_path):
+    """A forged stacks file (a 5000-digit line, 30000 blank lines) and a URI that Python's
+    own parser refuses: the hung call is stopped at its timeout like any other, the
+    worker serves the next calls, and the URI costs no points (a Note says it was ignored)."""
+    folder = tmp_path / "submission"
+    shutil.copytree(REPO / "solutions", folder)
+    with open(folder / "ex01_tracking.py", "a") as module:  # later definitions win
+        module.write(FORGES_ITS_STACKS + ODD_TRACKING_URI)
+    graded = grade(folder, "-k", "log_metric_history or log_run or log_evaluation", "--call-timeout", "4",
+                   out=tmp_path / "r.json")
+    statuses = graded.statuses()
+    assert statuses["ex01_tracking.log_metric_history"] == "error", graded.output
+    assert statuses["ex01_tracking.log_run"] == statuses["ex01_tracking.log_evaluation"] == "passed", graded.output
+    messages = "\n".join(test["output"] for test in graded.results["tests"])
+    assert "did not finish within 4 seconds" in messages and "It was stopped at line" not in messages, messages
+    assert "the grading worker died" not in messages, messages
+    assert "mlflow.set_tracking_uri('http://[::1'), and the grader ignored it" in graded.output, graded.output[-3000:]

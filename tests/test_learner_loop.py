@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FUNCTIONS, REPO, SEED, TOTAL, grade, snapshot, with_functions
+from conftest import FUNCTIONS, REPO, SEED, TOTAL, calls, grade, snapshot, with_functions
 from grader.core.processes import proc_stat
-from terminal import assert_all_end
+from terminal import assert_all_end, gone
 from grader.authoring import stubgen
 from grader.core import catalogue
 from grader.core.places import Places
@@ -126,6 +127,52 @@ def test_a_call_that_hangs_holds_up_no_other_verdict_and_the_status_tells_the_tr
     terminal.keys("q")
     terminal.wait_for("Stopped watching")
     assert_all_end(terminal, pids)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_putting_back_code_that_passed_stops_the_check_of_the_hung_code(tmp_path, terminals):
+    """A hung edit, then the code that passed before, saved again (an editor's undo): its
+    verdict stands at once, and the hung check stops (it would run to its 600 s timeout)."""
+    folder = with_functions(tmp_path / "learner", {("ex01_tracking", "log_run"): None})
+    terminal = terminals([sys.executable, "-m", "grader", "watch", "--target", str(folder), "--seed", str(SEED),
+                          "--call-timeout", "600"], {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    terminal.wait_for("checked log_run in")
+    replace_function(folder, "ex01_tracking", "log_run", HANGS)
+    terminal.wait_for("checking log_run (")
+    deadline = time.monotonic() + 60
+    while not (hung := calls(terminal.processes())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hung, "the hung call was never seen running"
+    replace_function(folder, "ex01_tracking", "log_run", solution_of("ex01_tracking", "log_run"))
+    deadline = time.monotonic() + 60
+    while (re.search(r"^checking ", screen := terminal.screen(), re.MULTILINE) or gone(hung)) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert board(screen)["log_run"] == ("passed", 6) and not re.search(r"^checking ", screen, re.MULTILINE), screen
+    assert not gone(hung), f"the hung call still runs: {gone(hung)}"
+    terminal.keys("q")
+    terminal.wait_for("Stopped watching")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_a_hung_call_dies_with_its_worker(tmp_path, terminals):
+    """Every process but a call that hangs killed at once (watch, its host, the scoring process,
+    the worker: a kill -9, or a stop that missed the call): the call goes with them, rather
+    than spin on with no one left to stop it at its deadline."""
+    folder = with_functions(tmp_path / "learner", {("ex01_tracking", "log_run"): HANGS})
+    terminal = terminals([sys.executable, "-m", "grader", "watch", "--target", str(folder), "--call-timeout", "600"],
+                         {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    deadline = time.monotonic() + 120
+    while not (hung := calls(terminal.processes())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hung, "the hung call was never seen running"
+    for pid in terminal.processes():
+        if pid not in hung:
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while gone(hung) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not gone(hung), f"the call outlived its worker: {gone(hung)}"
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

@@ -17,6 +17,7 @@ from nbclient import NotebookClient
 
 from grader import notebook as kit_notebook
 from grader.authoring import notebooks, stubgen
+from grader.authoring.generated import write_changed
 from conftest import FUNCTIONS, REPO, SEED, TOTAL, grade, grade_many
 from grader.core import catalogue, submission
 
@@ -328,7 +329,7 @@ def _submissions(release: nbformat.NotebookNode) -> dict[str, nbformat.NotebookN
 def nbgrader_course(tmp_path_factory):
     """A two-function course, graded by nbgrader and by `pytest grader` (same seed)."""
     course = tmp_path_factory.mktemp("course")
-    notebooks.generate(course, course / "lesson.ipynb", only=COURSE_KEYS)
+    write_changed(notebooks.expected_files(course, course / "lesson.ipynb", COURSE_KEYS))
     _nbgrader(course, "generate_assignment", notebooks.ASSIGNMENT, "--force")
     release = nbformat.read(str(course / "release" / notebooks.ASSIGNMENT / f"{notebooks.ASSIGNMENT}.ipynb"), as_version=4)
     submissions = _submissions(release)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, Graded, grader_args, linger
+from conftest import REPO, SEED, Graded, grade, grader_args, linger
 from grader.core import catalogue
 from grader.sandbox import isolation
 from test_serving import netns, watched
@@ -98,3 +98,13 @@ def test_a_project_or_a_rest_call_that_never_ends_is_stopped_with_its_processes(
     graded = Graded(completed.returncode, completed.stdout, json.loads((tmp_path / "r.json").read_text()))
     for function in ("run_project", "log_run_rest"):
         assert graded.scores()[f"ex06_reproducible.{function}"] == 0, graded.exercises
+
+
+def test_a_machine_without_git_is_told_so_not_the_learner(tmp_path):
+    """No git on PATH (a learner who downloaded the kit as a zip): the message names git and
+    how to install it, not a grader's internal error about the learner's function."""
+    graded = grade(REPO / "solutions", "-k", "log_code_version", out=tmp_path / "r.json",
+                   env={"PATH": os.path.dirname(sys.executable)})
+    said = " ".join(graded.output.split())  # as one line: the summary wraps long messages
+    assert "git is not installed on this machine" in said and "sudo apt install git" in said, graded.output[-3000:]
+    assert "internal error" not in graded.output, graded.output[-3000:]

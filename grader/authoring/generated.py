@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from grader import KIT_ROOT
+from grader.authoring import curriculum, notebooks, readme, stubgen
 
 
 def expected() -> dict[Path, str]:
     """The stubs, the lesson notebook, the nbgrader course, the README's table and CURRICULUM.md."""
-    # Imported here: notebooks writes through write_changed below.
-    from grader.authoring import curriculum, notebooks, readme, stubgen
-
     return {**stubgen.expected_files(), **notebooks.expected_files(), **readme.expected_files(),
             **curriculum.expected_files()}
 

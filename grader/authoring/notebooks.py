@@ -321,12 +321,3 @@ def unsafe_overwrites(lesson: Path = LESSON_PATH) -> dict[Path, list[str]]:
         for name in stubgen.learner_work(cell.source, fresh.get(cell.get("id"), ""))
     ]
     return {lesson: work} if work else {}
-
-
-def generate(course: Path = COURSE, lesson: Path = LESSON_PATH, only: Iterable[str] | None = None) -> list[Path]:
-    """Write the files that differ; return them."""
-    from grader.authoring.generated import write_changed
-
-    return write_changed(expected_files(course, lesson, only))
-
-

@@ -158,7 +158,7 @@ class Board:
         still = f" ({left} points still open)" if left else ""
 
         def then(selection: str, verb: str = "rerun") -> str:
-            return f", then {verb}: {command} -k {selection}" if command else ", and save: it is checked at once"
+            return f", then {verb}: {command} -k {selection}" if command else ""  # watch: its banner says saving checks
 
         kind, what = self.next_target()
         if kind == "done":
@@ -187,7 +187,7 @@ class Board:
     @classmethod
     def from_json(cls, data: dict) -> "Board":
         known = {e.key for e in catalogue.load().exercises}
-        fields = set(Entry.__dataclass_fields__)
+        fields = set(Entry.__dataclass_fields__)  # a board another version of the kit kept may hold others
         entries = {k: Entry(**{f: x for f, x in v.items() if f in fields}) for k, v in data.get("entries", {}).items()
                    if k in known}
         return cls(entries, dict(data.get("broken", {})), dict(data.get("frames", {})))

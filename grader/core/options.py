@@ -20,7 +20,8 @@ from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT, ISOLATION_MODES
 GRADING = {
     "target": (("--target",), dict(
         default=None, metavar="DIR",
-        help="folder to grade: the modules (ex01_tracking.py …), or a folder with exercises/ (default: exercises/)")),
+        help="your exercise folder: the modules (ex01_tracking.py …), or a folder with exercises/ "
+             "(default: exercises/)")),
     "seed": (("--seed",), dict(
         type=int, default=None, metavar="N",
         help="seed for the random inputs; reuse one to reproduce a run")),
@@ -41,6 +42,16 @@ def add(to, *names: str) -> None:
     for name in names:
         flags, settings = GRADING[name]
         declare(*flags, **settings)
+
+
+def target_words(target: str | None) -> str:
+    """`` --target FOLDER`` as the learner typed it (empty for exercises/), for commands
+    the kit prints for them to paste."""
+    return f" --target {target}" if target else ""
+
+
+def grade_command(target: str | None) -> str:
+    return "pytest grader" + target_words(target)
 
 
 def new_seed() -> int:

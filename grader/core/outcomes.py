@@ -7,7 +7,6 @@ traceback of the grader.
 from __future__ import annotations
 
 import re
-import urllib.parse
 
 from grader.core.text import without_data
 from grader.sandbox.protocol import CallResult, Status
@@ -68,7 +67,9 @@ KNOWN_ERRORS = (
      "files; results.json's extra_data.sandbox says how much): a function of the lesson writes a few files, "
      "not thousands."),
     # MLflow's message quotes the whole input first: its cause, last, is what to read.
-    (re.compile(r"Failed to enforce schema of .*?Error: (?P<cause>[^\n]{1,600})", re.DOTALL),
+    # (Linear: no second "Failed to enforce" inside, so a long message cannot make it scan from every start.)
+    (re.compile(r"Failed to enforce schema of (?:(?!Failed to enforce schema of ).)*?Error: (?P<cause>[^\n]{1,600})",
+                re.DOTALL),
      "The model's signature refused the input: MLflow checks what a model is given against the columns and "
      "types it was logged with, and found: \\g<cause>\nGive it a pandas DataFrame with those columns and types "
      "(X itself: X.values, X.to_numpy() or a list lose the column names)."),
@@ -93,12 +94,16 @@ def notes_of(result: CallResult) -> list[str]:
         ignored_note(call["api"], call["uri"]) for call in result.ignored]
 
 
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
 def ignored_note(api: str, uri: str) -> str:
     """Why the grader ignored the learner's ``mlflow.set_tracking_uri(uri)`` (or registry URI)."""
     note = (f"Your code called {api}({uri!r}), and the grader ignored it: while grading, each check gives your "
             "code a temporary store of its own, so a function need not choose one (choose yours where you run your "
             "code yourself, such as export MLFLOW_TRACKING_URI=sqlite:///mlflow.db).")
-    if urllib.parse.urlparse(uri).scheme in ("", "file"):  # MLflow 3 refuses these itself
+    scheme = _SCHEME.match(uri)  # not urlparse: it raises on some learner URIs ("http://[::1")
+    if scheme is None or scheme[1].lower() == "file":  # MLflow 3 refuses these itself
         note += (" Outside the grader, MLflow 3 refuses a file store ('file:' or a plain folder) unless "
                  "MLFLOW_ALLOW_FILE_STORE=true: use 'sqlite:///mlflow.db' or a tracking server (http://...).")
     return note

@@ -1,5 +1,5 @@
 """Processes as the grader sees them: what /proc says of everything a grading started,
-and ending them.
+and ending them; and how the kit starts its own Pythons (``isolated_python``).
 
 (The sandbox worker reads /proc and ends its calls on its own: it imports nothing from
 the grader.)
@@ -94,12 +94,12 @@ def isolated_python() -> list[str]:
     return [sys.executable, "-I", *(["-B"] if sys.dont_write_bytecode else [])]
 
 
-def kill_all_below(me: int, spare: int | None = None) -> None:
-    """Kill every descendant but ``spare`` and its own, until none is left (a fork may
-    race the sweep)."""
+def kill_all_below(spare: int | None = None) -> None:
+    """Kill every descendant of this process but ``spare`` and its own, until none is left
+    (a fork may race the sweep)."""
     for _ in range(100):
         kept = {spare, *descendants(spare)} if spare else set()
-        below = [pid for pid in descendants(me) if pid not in kept]
+        below = [pid for pid in descendants(os.getpid()) if pid not in kept]
         if not below:
             break
         for pid in below:

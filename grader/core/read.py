@@ -55,18 +55,19 @@ def returned_run(store: Store, run_id, experiment_id: str | None = None) -> Run:
     return run
 
 
-def still_active(run_ids: list[str], status: str = "RUNNING") -> str:
-    """What to say of runs the learner's code started and never ended, one or many: the same
-    words wherever a check finds them."""
+def still_active(run_ids: list[str]) -> str:
+    """What to say of runs the learner's code started with mlflow.start_run and never ended,
+    one or many: the same words wherever a check finds them. (Module 6's project and REST
+    runs end otherwise, and their checks say how.)"""
     runs = f"run {run_ids[0]} was" if len(run_ids) == 1 else f"runs {', '.join(run_ids)} were"
-    return (f"{runs} still active when the function returned (status {status}): open each run with "
+    return (f"{runs} still active when the function returned (status RUNNING): open each run with "
             "`with mlflow.start_run(...):` so it ends by itself, or end it with mlflow.end_run() "
             "(a run started inside another, nested=True, needs its own end too)")
 
 
 def assert_finished(run: Run, active_run: str | None = None) -> None:
     if active_run == run.info.run_id or run.info.status == "RUNNING":  # RUNNING once it returned: never ended
-        raise AssertionError(still_active([run.info.run_id], run.info.status))
+        raise AssertionError(still_active([run.info.run_id]))
     assert run.info.status == "FINISHED", f"run {run.info.run_id} has status {run.info.status}, expected FINISHED"
 
 

@@ -2,7 +2,9 @@
 written in (the learner's summary, Gradescope's results.json)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from grader.core.catalogue import Catalogue, Exercise
 
@@ -107,3 +109,12 @@ class Grade:
         if check.status == "not_attempted" or check.exercise.module in self.broken:
             return check.message
         return f"{check.message}\nHint: {check.exercise.hint}"
+
+
+def read_grading(results: Path, log: Path, tail: int) -> tuple[dict | None, list[str]]:
+    """What a grading the kit ran left: its results.json, or (None and) the last ``tail``
+    lines of its log, which say why there is none."""
+    try:
+        return json.loads(results.read_text(encoding="utf-8")), []
+    except (OSError, ValueError):
+        return None, log.read_text(errors="replace").strip().splitlines()[-tail:] if log.exists() else []

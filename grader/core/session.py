@@ -18,7 +18,6 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +38,9 @@ CALL_THREADS = 6
 GRADER_STEP_TIMEOUT = DEFAULT_CALL_TIMEOUT
 
 
+MAX_NOTES = 10  # per function: learner code decides how many warnings and ignored calls it makes
+
+
 class GradingSession:
     def __init__(
         self,
@@ -49,6 +51,7 @@ class GradingSession:
         *,
         timeout: float = DEFAULT_CALL_TIMEOUT,
         stores: StoreFactory | None = None,
+        sqlite_stores: StoreFactory | None = None,
     ):
         self.sources = sources
         # Read once, before any learner code runs: learner code can write the copy.
@@ -57,6 +60,9 @@ class GradingSession:
         self.seed = seed
         self.timeout = timeout
         self.stores = stores or StoreFactory(scratch, sandbox.template)  # or a tracking server's (grader/core/tracking_server.py)
+        # SQLite stores even when ``stores`` are a tracking server's (a check serving its own).
+        self.sqlite_stores = sqlite_stores or (self.stores if isinstance(self.stores, StoreFactory)
+                                               else StoreFactory(scratch / "sqlite-stores", sandbox.template))
         self.sandbox = sandbox
         self.timings: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._timing_lock = threading.Lock()
@@ -77,7 +83,7 @@ class GradingSession:
             return
         with self._timing_lock:
             kept = self.notes.setdefault(key, [])
-            kept += [n for n in dict.fromkeys(notes) if n not in kept]
+            kept += [n for n in dict.fromkeys(notes) if n not in kept][:max(0, MAX_NOTES - len(kept))]
 
     def timing_report(self) -> dict:
         """Seconds per function: the learner's calls, the grader's set-up, its checks."""
@@ -126,12 +132,6 @@ class GradingSession:
 
     def inputs(self, module: str, function: str) -> Inputs:
         return Inputs(self.seed, f"{module}.{function}")
-
-    @cached_property
-    def sqlite_stores(self) -> StoreFactory:
-        if isinstance(self.stores, StoreFactory):
-            return self.stores
-        return StoreFactory(self.scratch / "sqlite-stores", self.sandbox.template)
 
     def kept(self, service: "Service") -> None:
         with self._services_lock:
@@ -184,6 +184,14 @@ class Attempt:
         """The exception the learner's function raised, as text, when that is how the call
         ended (a check that expects it to raise reads what it says)."""
         return getattr(self._outcome, "raised", None)
+
+    def raised_text(self) -> str | None:
+        """For a check that expects the call to raise: what it raised; any other ending (not
+        attempted, a crash, a timeout) is raised as it is, to say what happened."""
+        raised = self.raised()
+        if raised is None:
+            self.result()
+        return raised
 
     def wait(self) -> "Attempt":
         return self

@@ -5,12 +5,12 @@ from __future__ import annotations
 import textwrap
 
 from grader.core import catalogue
+from grader.core.board import CHECKING, NOT_RUN, UNCHECKED
 from grader.core.results import Grade
 
-MARKS = {"passed": "✔", "failed": "✘", "error": "!", "not_attempted": "·", "unchecked": "?", "checking": "…",
-         "not_run": "?"}
+MARKS = {"passed": "✔", "failed": "✘", "error": "!", "not_attempted": "·", UNCHECKED: "?", CHECKING: "…", NOT_RUN: "?"}
 WORDS = {"passed": "passed", "failed": "failed", "error": "error", "not_attempted": "not attempted",
-         "unchecked": "not checked", "checking": "checking…", "not_run": "not run"}
+         UNCHECKED: "not checked", CHECKING: "checking…", NOT_RUN: "not run"}
 
 
 def _indent(text: str, prefix: str = "      ") -> list[str]:

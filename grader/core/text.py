@@ -91,3 +91,9 @@ def without_data(text: str) -> str:
             lines = [*lines[:DATA_LINES], f"… ({len(lines) - DATA_LINES} more lines of data)"]
         kept += map(_short_line, lines)
     return "\n".join(kept)
+
+
+def quoted(text: str, limit: int = 400) -> str:
+    """What learner code raised, quoted in a check's message: its data cut short, then
+    capped (the whole message is made visible where it is shown)."""
+    return capped(without_data(text).strip(), limit)

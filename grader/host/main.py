@@ -1,8 +1,8 @@
 """A warm grading host that grades learner after learner (a batch slot, a notebook kernel).
 
-``python -I main.py ROOT ISOLATION CALL_TIMEOUT`` imports pytest, the grader, MLflow
-and scikit-learn once, and starts one warm worker, a zygote (grader/host/slot.py). Each
-request (a JSON line on stdin) grades one learner:
+``python -I main.py ROOT ISOLATION CALL_TIMEOUT`` (``processes.isolated_python``)
+imports pytest, the grader, MLflow and scikit-learn once, and starts one warm worker, a
+zygote (grader/host/slot.py). Each request (a JSON line on stdin) grades one learner:
 
 1. the slot makes the learner's folders and cgroup, and the zygote forks the learner's
    own worker into them, in a fresh sandbox (grader/sandbox/confine.py);
@@ -157,7 +157,7 @@ def grade(request: dict, slot: Slot) -> HostReply:
         _grading_child(request, slot, learner)
     code, timed_out, peak_rss, peak_pss = _wait(pid, float(request["timeout"]), slot)
     slot.close_learner(learner)
-    kill_all_below(os.getpid(), spare=slot.process.pid if slot.alive() else None)
+    kill_all_below(spare=slot.process.pid if slot.alive() else None)
     slot.empty()
     return HostReply(code, timed_out, round(time.monotonic() - started, 2), peak_rss, peak_pss, slot.facts_for(learner),
                      reason=_why_not_graded(code, timed_out))
@@ -169,7 +169,7 @@ def grade_or_say_why(request: dict, slot: Slot) -> HostReply:
     try:
         return grade(request, slot)
     except Exception as error:  # noqa: BLE001 - one learner's surprise must not end the host
-        kill_all_below(os.getpid())
+        kill_all_below()
         slot.stop()
         slot.empty()
         return HostReply(None, sandbox=slot.facts, reason=f"the grading host failed after it ({type(error).__name__}: {error})")
@@ -225,7 +225,7 @@ def main(argv: list[str]) -> int:
                 os.write(replies, (grade_or_say_why(json.loads(line), slot).to_json() + "\n").encode())
     finally:
         slot.stop()
-        kill_all_below(os.getpid())
+        kill_all_below()
     return Exit.OK
 
 

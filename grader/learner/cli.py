@@ -10,6 +10,7 @@ from pathlib import Path
 
 from grader import KIT_ROOT
 from grader.core import catalogue, options
+from grader.core.options import grade_command
 from grader.sandbox.protocol import Exit
 
 
@@ -24,7 +25,7 @@ def add_parser(commands) -> None:
 
     hint = commands.add_parser("hint", help="the hint for one function (--more: a more specific one)",
                                description="Print the hint for FUNCTION (for example log_run).")
-    hint.add_argument("function", metavar="FUNCTION")
+    hint.add_argument("function", metavar="FUNCTION", help="an exercise function, such as log_run")
     hint.add_argument("--more", action="store_true", help="also the second, more specific hint, where there is one")
     hint.set_defaults(handler=_hint)
 
@@ -33,7 +34,8 @@ def add_parser(commands) -> None:
         description="Replace FUNCTION in your exercise file with its original stub, leaving everything else "
                     "in the file as it is. FUNCTION may be a class the stubs hold (ThresholdModel) or one of "
                     "its methods (ThresholdModel.predict). Your code for it is kept in the kit's cache folder.")
-    reset.add_argument("function", metavar="FUNCTION")
+    reset.add_argument("function", metavar="FUNCTION",
+                       help="an exercise function (log_run), a class of the stubs (ThresholdModel) or one of its methods")
     options.add(reset, "target")
     reset.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
     reset.set_defaults(handler=_reset)
@@ -52,8 +54,9 @@ def add_parser(commands) -> None:
                     "MLflow's own UI (`mlflow server`) on 127.0.0.1, on a free port. It prints the verdict, the URL "
                     "and what each store holds: experiments with their ids, runs and registered models, each with "
                     "its link. It runs until Ctrl-C, which stops the server and removes the stores; nothing is "
-                    "written into your folder.")
-    ui.add_argument("function", metavar="FUNCTION")
+                    "written into your folder. It runs the code as `pytest grader` does on your machine, outside "
+                    "any sandbox: point it at your own code, never at someone else's submission.")
+    ui.add_argument("function", metavar="FUNCTION", help="an exercise function, such as log_run")
     options.add(ui, "target", "seed")
     ui.add_argument("--store", type=int, default=1, metavar="N",
                     help="which store to serve, when the checks made several (default: the first)")
@@ -81,9 +84,6 @@ def stub_named(name: str) -> tuple[str, str]:
     ``ThresholdModel.predict``): the names ``generate`` protects."""
     from grader.authoring.stubgen import expected_stubs, stub_names
 
-    found = [e for e in catalogue.load().exercises if name in (e.function, e.key)]
-    if found:
-        return found[0].module, found[0].function
     names = sorted((file.removesuffix(".py"), defined) for file, text in expected_stubs().items()
                    for defined in stub_names(text))
     matches = [(module, defined) for module, defined in names if name in (defined, f"{module}.{defined}")]
@@ -99,10 +99,6 @@ def target_folder(args: argparse.Namespace) -> Path:
         return resolve_target(Path(args.target) if args.target else KIT_ROOT / "exercises")
     except TargetError as error:
         raise SystemExit(f"--target: {error}") from None
-
-
-def grade_command(args: argparse.Namespace) -> str:
-    return "pytest grader" + (f" --target {args.target}" if args.target else "")
 
 
 # ------------------------------------------------------------------ hint
@@ -187,10 +183,10 @@ def _progress(args: argparse.Namespace) -> int:
     folder = target_folder(args)
     known = board.load(folder)
     if not known.entries:
-        print(f"No grading of {Places(folder).folder or folder} is recorded yet: run `{grade_command(args)}` "
+        print(f"No grading of {Places(folder).folder or folder} is recorded yet: run `{grade_command(args.target)}` "
               "or `python -m grader watch`.")
     rows = shutil.get_terminal_size((100, 60)).lines if sys.stdout.isatty() else None
-    for line in summary.render_board(known.against(folder), Places(folder), command=grade_command(args), rows=rows):
+    for line in summary.render_board(known.against(folder), Places(folder), command=grade_command(args.target), rows=rows):
         print(line)
     return Exit.OK
 

@@ -17,7 +17,6 @@ own UI.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
@@ -29,13 +28,13 @@ from urllib.parse import quote
 from grader import KIT_ROOT
 from grader.core import catalogue, files, summary
 from grader.core.board import Board
-from grader.core.options import grading_args, new_seed
+from grader.core.options import grade_command, grading_args, new_seed, target_words
 from grader.core.places import Places
+from grader.core.results import read_grading
 from grader.core.processes import become_subreaper, kill_all_below
 from grader.core.source import is_untouched_stub, read_module
 from grader.core.store import Store, scratch_parent
 from grader.core.tracking_server import LOOPBACK, MlflowServer, ServerError, free_port, server_options
-from grader.learner.cli import grade_command
 from grader.learner.watch import GRADING_TIMEOUT, stop_on_signals
 from grader.sandbox.protocol import Exit
 
@@ -75,9 +74,8 @@ class Ui:
         self.seed = args.seed if args.seed is not None else new_seed()
         self.places = Places(folder)
         # Commands the learner may paste: the same grading, and this one again (another --store).
-        self.same_verdict = f"{grade_command(args)} -k {exercise.function} --seed {self.seed}"
-        target = f" --target {args.target}" if args.target else ""
-        self.again = f"python -m grader ui {exercise.function}{target} --seed {self.seed}"
+        self.same_verdict = f"{grade_command(args.target)} -k {exercise.function} --seed {self.seed}"
+        self.again = f"python -m grader ui {exercise.function}{target_words(args.target)} --seed {self.seed}"
         self.root = Path(tempfile.mkdtemp(prefix="mlflow-kit-ui-", dir=scratch_parent()))
         self.server: MlflowServer | None = None
         become_subreaper()  # what the grading leaves running stays below this process, for close()
@@ -112,7 +110,7 @@ class Ui:
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
-        kill_all_below(os.getpid())  # a grading Ctrl-C cut short: its scoring process, worker and calls
+        kill_all_below()  # a grading Ctrl-C cut short: its scoring process, worker and calls
         files.remove_tree(self.root)
 
     def grade(self) -> dict | None:
@@ -129,13 +127,14 @@ class Ui:
                                        start_new_session=True)  # Ctrl-C reaches this process, which ends it all
         try:
             grading.wait(GRADING_TIMEOUT)
-            return json.loads(results.read_text(encoding="utf-8"))
-        except (subprocess.TimeoutExpired, OSError, ValueError):
-            said = log.read_text(errors="replace").strip().splitlines()[-LOG_LINES:]
+        except subprocess.TimeoutExpired:
+            pass  # no results: said below
+        graded, said = read_grading(results, log, LOG_LINES)
+        if graded is None:
             why = f"exit {grading.returncode}" if grading.returncode is not None else f"over {GRADING_TIMEOUT:g} s"
             print("\n".join([f"The grader could not check `{self.exercise.function}` ({why}); it said:", *said]),
                   file=sys.stderr)
-            return None
+        return graded
 
     def show_verdict(self, results: dict) -> None:
         board, module = Board(), self.exercise.module

@@ -1,7 +1,8 @@
 """`python -m grader watch`: grade at every save, and keep the whole board on screen.
 
-A foreground command, never a daemon. It keeps a warm grading host (grader/host/), two
-while a check runs long, so a grading costs a fork, not a new Python importing MLflow. It polls the
+A foreground command, never a daemon. It keeps a warm grading host (grader/host/), and a
+second one from the first check that runs over SPARE_AFTER_SECONDS until it stops, so a
+grading costs a fork, not a new Python importing MLflow. It polls the
 folder's files (a few stat calls every POLL_SECONDS: no dependency, and it works on every
 file system); at each change it
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import os
 import select
 import shutil
@@ -40,8 +40,9 @@ from pathlib import Path
 from grader.core import catalogue, files, summary
 from grader import KIT_ROOT
 from grader.core.board import CHECKING, UNCHECKED, Board, Entry
-from grader.core.options import grading_args, new_seed
+from grader.core.options import grading_args, new_seed, target_words
 from grader.core.places import Places
+from grader.core.results import read_grading
 from grader.core.source import fingerprints, is_untouched_stub, read_module
 from grader.core.store import scratch_parent
 from grader.host.client import Host
@@ -49,7 +50,7 @@ from grader.sandbox.protocol import Exit
 
 POLL_SECONDS = 0.05
 MAX_HOSTS = 2  # one may hold a call that hangs while the other checks the next save
-SPARE_AFTER_SECONDS = 2.0  # a check running this long may hang: warm the second host
+SPARE_AFTER_SECONDS = 2.0  # a check running this long may be a hang: warm the second host (kept from then on)
 CLEAR = "\x1b[H\x1b[2J\x1b[3J"
 GRADING_TIMEOUT = 900.0  # seconds for one grading, as a notebook's check allows
 
@@ -57,7 +58,7 @@ GRADING_TIMEOUT = 900.0  # seconds for one grading, as a notebook's check allows
 def watch(folder: Path, args: argparse.Namespace) -> int:
     # Absolute: the host grades from the kit's folder, not from where the learner typed it.
     session = Watch(folder.absolute(), args.seed if args.seed is not None else new_seed(), args.isolation, args.call_timeout,
-                    target_option=f" --target {args.target}" if args.target else "")
+                    target_option=target_words(args.target))
     with stop_on_signals(), _keys() as keys:
         try:
             session.run(keys)
@@ -75,6 +76,7 @@ class Grading:
 
     wanted: list[catalogue.Exercise]
     host: Host
+    prints: dict[str, str | None]  # the fingerprints of the code it checks, as it started
     started: float = field(default_factory=time.monotonic)
     results: dict | None = None
     said: str = ""  # what the status line says once it is done
@@ -95,7 +97,8 @@ class Watch:
         self.places = Places(folder)
         self.target_option = target_option  # how the learner named the folder, for commands they may paste
         self.root = Path(tempfile.mkdtemp(prefix="mlflow-kit-watch-", dir=scratch_parent()))
-        self.hosts = [self._new_host()]  # starts warming up now
+        self.hosts: list[Host] = []
+        self._add_host()
         self.board = Board()
         self.tried: dict[str, str | None] = {}  # module.function -> the fingerprint last sent to grading
         self.said = ""  # the last grading's line; a save clears it (it spoke of other code)
@@ -148,11 +151,12 @@ class Watch:
                     seen.entries[key] = Entry(CHECKING, 0, seen.entries[key].fingerprint)
         return seen
 
-    def to_grade(self) -> list[catalogue.Exercise]:
-        """Functions whose code changed since their verdict and is not being checked now,
-        leaving out what needs no grading to be known: stubs (not attempted), modules that do
-        not compile, and modules whose import failed and runs the same code still."""
-        now, wanted, broken = fingerprints(self.folder), [], self.view().broken
+    def to_grade(self, now: dict[str, str]) -> list[catalogue.Exercise]:
+        """Functions whose code (``now``: its fingerprints) changed since their verdict and is
+        not being checked now, leaving out what needs no grading to be known: stubs (not
+        attempted), modules that do not compile, and modules whose import failed and runs the
+        same code still."""
+        wanted, broken = [], self.view().broken
         for module in catalogue.load().modules:
             code = read_module(self.folder, module.name)
             if code is None or module.name in broken:
@@ -168,19 +172,18 @@ class Watch:
     def _schedule(self) -> None:
         """Stop the gradings whose code changed since they started, and grade what changed
         on a free host: a call that hangs holds its own host, never the others' verdicts."""
-        changed = {e.key for e in self.to_grade()}
+        now = fingerprints(self.folder)
         for grading in self.running:
-            if not grading.stale and grading.keys & changed:
+            if not grading.stale and any(now.get(key) != held for key, held in grading.prints.items()):
                 grading.stale = True
                 for key in grading.keys:  # its verdicts will not come: grade them again
                     self.tried.pop(key, None)
                 grading.host.stop()  # ends its calls now; it warms up again for the next
-        wanted, host = self.to_grade(), self._free_host()
+        wanted, host = self.to_grade(now), self._free_host()
         if wanted and host is not None:
-            now = fingerprints(self.folder)
             for exercise in wanted:
                 self.tried[exercise.key] = now.get(exercise.key)  # a failing grading is not retried until the code changes
-            grading = Grading(wanted, host)
+            grading = Grading(wanted, host, {e.key: now.get(e.key) for e in wanted})
             self.running.append(grading)
             threading.Thread(target=self._grade, args=(grading,), daemon=True).start()
         self.draw()
@@ -189,8 +192,7 @@ class Watch:
         busy = {id(g.host) for g in self.running}
         free = [host for host in self.hosts if id(host) not in busy]
         if not free and len(self.hosts) < MAX_HOSTS:
-            self.hosts.append(self._new_host())
-            return self.hosts[-1]
+            return self._add_host()
         return free[0] if free else None
 
     def _spare_host_if_slow(self) -> None:
@@ -198,10 +200,12 @@ class Watch:
         does not wait for it to start."""
         if len(self.hosts) < MAX_HOSTS and any(time.monotonic() - g.started > SPARE_AFTER_SECONDS
                                                for g in self.running):
-            self.hosts.append(self._new_host())
+            self._add_host()
 
-    def _new_host(self) -> Host:
-        return Host(self.root / f"host-{len(getattr(self, 'hosts', []))}", self.isolation, self.call_timeout)
+    def _add_host(self) -> Host:
+        """One more warm host (it starts warming up now)."""
+        self.hosts.append(Host(self.root / f"host-{len(self.hosts)}", self.isolation, self.call_timeout))
+        return self.hosts[-1]
 
     def _grade(self, grading: Grading) -> None:
         round = next(self.rounds)
@@ -209,11 +213,10 @@ class Watch:
         args = grading_args(self.folder, seed=self.seed, results=results, only=grading.wanted,
                             isolation=self.isolation, call_timeout=self.call_timeout)
         reply = grading.host.grade(args, cwd=KIT_ROOT, log=log, timeout=GRADING_TIMEOUT)
-        try:
-            grading.results = json.loads(results.read_text())
+        grading.results, tail = read_grading(results, log, 5)
+        if grading.results is not None:
             grading.said = f"checked {grading.names()} in {time.monotonic() - grading.started:.1f} s"
-        except (OSError, ValueError):
-            tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
+        else:
             why = reply.reason or f"exit {reply.exit}"
             grading.said = "\n".join([f"the grader could not check {grading.names()} ({why}):", *tail])
         for used in (results, log):  # a long session makes many: keep none
@@ -236,8 +239,12 @@ class Watch:
     def status(self) -> list[str]:
         """The last verdict's line, and what is being checked now and for how long."""
         now = time.monotonic()
-        checking = [f"{g.names()} ({now - g.started:.0f} s)" for g in self.running if not g.stale]
-        return [line for line in (self.said, f"checking {', '.join(checking)}…" if checking else "") if line]
+        live = [g for g in self.running if not g.stale]
+        checking = f"checking {', '.join(f'{g.names()} ({now - g.started:.0f} s)' for g in live)}…" if live else ""
+        if any(now - g.started > SPARE_AFTER_SECONDS for g in live):  # it may be a call that loops
+            checking += (f" A call is stopped after {self.call_timeout:g} s; if yours loops, fix it and save: "
+                         "the next check starts at once.")
+        return [line for line in (self.said, checking) if line]
 
     def draw(self) -> None:
         size = _screen_size()

@@ -149,8 +149,11 @@ class Sandbox:
             if call is not None:
                 self.max_rss_kb = max(self.max_rss_kb, message.get("max_rss_kb") or 0)
                 out_of_memory = message["signal"] == signal.SIGKILL and self._oom_kills() > call.oom_kills
-                result = _read_result(self.scratch, call.call_dir, message, self._memory_note(out_of_memory),
-                                      self.limits.get("fsize"))
+                try:
+                    result = _read_result(self.scratch, call.call_dir, message, self._memory_note(out_of_memory),
+                                          self.limits.get("fsize"))
+                except Exception as error:  # noqa: BLE001 - what a call left is learner-made: never end this thread
+                    result = CallResult(Status.CRASHED, call.call_dir, error=f"the call left an unreadable result ({error})")
                 result.call_id = message["id"]
                 call.future.set_result(result)
         # This worker is gone: every call still waiting on it crashed with it, and must not
@@ -410,7 +413,9 @@ def _read_result(root: Path, call_dir: Path, reply: dict, memory_note: str | Non
         return CallResult(Status.CRASHED, call_dir, error="the call left an unreadable result", **common)
 
 
-_FRAME = re.compile(r'^\s*File "(?P<file>[^"\n]*)", line (?P<line>\d+) in (?P<function>\S+)', re.MULTILINE)
+# Bounded and linear: the file is the learner's to forge (a 5000-digit line number, 64 KB of newlines).
+_FRAME = re.compile(r'^[ \t]*File "(?P<file>[^"\n]{0,4096})", line (?P<line>\d{1,9}) in (?P<function>\S{1,200})',
+                    re.MULTILINE)
 
 
 def _stuck_at(root: Path, call_dir: Path) -> list[tuple[str, int, str]]:

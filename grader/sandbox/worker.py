@@ -234,6 +234,9 @@ def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int
                 _SYSCALLS.load()
         else:
             _set_dumpable(True)  # the learner's process is an ordinary one; only the server is shielded
+        # A call never outlives its worker (whose deadline would have ended it): set after the
+        # uid changed, which clears it. What the call starts dies with its process group.
+        _confine.die_with_parent()
         if user is not None:
             os.umask(0o002)  # the grader (the group's other member) may clean up after the call
         _apply_limits(limits)
@@ -384,14 +387,15 @@ class Worker:
 
     def start(self, request: dict) -> None:
         limits = {**self.default_limits, **request.get("limits", {})}
+        seconds = float(request["timeout"])  # the grader always says (protocol.py, step 1)
         pid = os.fork()
         if pid == 0:
-            child_main(request["dir"], limits, self.confined, self.user, float(request.get("timeout", 60)))
+            child_main(request["dir"], limits, self.confined, self.user, seconds)
         self.running[os.pidfd_open(pid)] = {
             "id": request["id"],
             "pid": pid,
             "started": time.monotonic(),
-            "deadline": time.monotonic() + float(request.get("timeout", 60)),
+            "deadline": time.monotonic() + seconds,
             "keep": request.get("keep") is True,
         }
         # The grader learns the call's process group, to end it even if this server dies.
