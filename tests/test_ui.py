@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from browser import CHROMIUM, Chromium
-from conftest import REPO, SEED, calls, command_line, linger, snapshot, with_functions
+from conftest import REPO, SEED, calls, command_line, grade, linger, snapshot, with_functions
 from grader.core.processes import descendants
 from terminal import Terminal, assert_all_end
 
@@ -140,3 +140,21 @@ def test_unknown_and_unattempted_functions_get_one_line(tmp_path):
     unattempted = run("log_run", "--target", str(stubs))
     assert unattempted.returncode == 1 and unattempted.stdout == "" and unattempted.stderr.count("\n") == 1, unattempted
     assert "`log_run` in " in unattempted.stderr and "not attempted" in unattempted.stderr
+
+
+def test_a_graded_run_names_the_learners_module_as_its_source(tmp_path):
+    """What the UI shows as a run's source: the learner's module, never the grader's worker
+    (nor the kit's own git commit, which has nothing to do with the learner's code)."""
+    import mlflow
+
+    graded = grade(REPO / "solutions", "-k", "ex01 and log_run", "--keep-stores", out=tmp_path / "r.json")
+    kept = Path(re.search(r"Temporary stores kept in (\S+)", graded.output)[1])
+    try:
+        [database] = [p for p in kept.rglob("mlflow.db") if "log_run" in p.parent.name]
+        runs = mlflow.tracking.MlflowClient(f"sqlite:///{database}").search_runs(["1"])
+        assert runs, graded.output[-2000:]
+        for run in runs:
+            assert Path(run.data.tags["mlflow.source.name"]).name == "ex01_tracking.py", run.data.tags
+            assert "mlflow.source.git.commit" not in run.data.tags, run.data.tags
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)

@@ -66,6 +66,21 @@ def pin_store() -> None:
             _replace(module, api, _ignored(api))
 
 
+def source_is(path: str) -> None:
+    """In a learner call: the runs it starts name ``path`` (the learner's module) as their
+    source, and the git commit, if any, of the folder that holds it; not the worker's file
+    and the kit's own commit, which MLflow worked out (and kept) as the worker warmed up."""
+    import sys
+
+    from mlflow.tracking.context.git_context import GitRunContext
+    from mlflow.tracking.context.registry import _run_context_provider_registry
+
+    sys.argv[:] = [path]
+    for provider in _run_context_provider_registry:
+        if isinstance(provider, GitRunContext):
+            provider._cache.clear()
+
+
 # What learner code asked of the APIs pin_store ignores, in this call: the worker passes it
 # on, and the learner gets a note saying so (and why).
 IGNORED: list[dict] = []

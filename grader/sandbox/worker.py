@@ -261,6 +261,8 @@ def child_main(call_dir: str, limits: dict, confined: bool, user: tuple[int, int
         os.chdir(request["cwd"])
         if request.get("src"):
             sys.path.insert(0, request["src"])
+        if request["kind"] == "call":
+            _patches.source_is(os.path.join(request["src"], f"{request['module']}.py"))
         _patches.pin_store()
         result = _run(request, call_dir)
         _write_reserved(reserved, partial, json.dumps(result).encode())
