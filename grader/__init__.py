@@ -11,6 +11,7 @@ code; AUTHORING.md says how to add an exercise. In short:
                           seeded inputs, outcomes, results, and reading submissions.
 - ``sandbox/``            the wall learner code runs behind: ``protocol.py`` (what crosses it),
                           ``worker.py`` and its siblings inside, ``client.py`` outside.
+- ``ground/``             below both: exit codes, learner-writable files, processes.
 - ``host/``               warm grading hosts (batch slots, notebook kernels, watch).
 - ``batch/``, ``learner/``, ``inspect/``, ``authoring/``: the commands of ``python -m grader``.
 - ``notebook.py``         ``check(module, function)``: a notebook cell grading one exercise.

@@ -29,7 +29,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.core import catalogue, files
+from grader.core import catalogue
+from grader.ground import files
 from grader.core.board import NOT_RUN, UNCHECKED, Board, Entry
 from grader.core.options import grading_args, new_seed
 from grader.core.places import Places

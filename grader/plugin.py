@@ -32,7 +32,8 @@ speedups.one_blas_thread()  # before anything imports NumPy
 # Light imports only up to pytest_configure, which starts the learner-side worker: its
 # imports of MLflow and scikit-learn then overlap with the grader's own.
 from grader import KIT_ROOT  # noqa: E402
-from grader.core import board, catalogue, files, options, summary  # noqa: E402
+from grader.core import board, catalogue, options, summary  # noqa: E402
+from grader.ground import files  # noqa: E402
 from grader.core.outcomes import BrokenModule, LearnerOutcome  # noqa: E402
 from grader.core.places import Places, grader_made  # noqa: E402
 from grader.core.results import CheckResult, Grade  # noqa: E402

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FUNCTIONS, REPO, SEED, TOTAL, calls, grade, snapshot, with_functions
-from grader.core.processes import proc_stat
+from grader.ground.processes import proc_stat
 from terminal import assert_all_end, gone
 from grader.authoring import stubgen
 from grader.core import catalogue

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from grader.batch.collect import Packed, Source, SubmissionError, unpack
 from grader.batch.gradebook import Row
-from grader.core import catalogue, files
+from grader.core import catalogue
+from grader.ground import files
 from grader.core.options import grading_args
 from grader.core.text import shown, visible
 from grader.host.client import HostPool, HostReply

@@ -26,7 +26,7 @@ from grader.batch.progress import Progress
 from grader.batch.roster import Roster, same_name
 from grader.core import catalogue
 from grader.core.text import printable, visible
-from grader.sandbox.protocol import Exit
+from grader.ground.exits import Exit
 
 
 @dataclass

@@ -14,9 +14,9 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from grader.core import files
-from grader.core.processes import descendants, isolated_python, kill
-from grader.sandbox.protocol import GRADED
+from grader.ground import files
+from grader.ground.processes import descendants, isolated_python, kill
+from grader.ground.exits import GRADED
 
 HOST = Path(__file__).resolve().with_name("main.py")
 # How long past a grading's own limit a host may take to answer before it is replaced.

@@ -28,7 +28,6 @@ import importlib
 import json
 import os
 import select
-import signal
 import sys
 import tempfile
 import time
@@ -38,17 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script:
 
 from grader import KIT_ROOT  # noqa: E402
 from grader.core import catalogue  # noqa: E402
-from grader.core.processes import become_subreaper, descendants, kill_all_below, kill_group, prctl  # noqa: E402
+from grader.ground.processes import descendants, kill_all_below, kill_group  # noqa: E402
+from grader.sandbox.confine import become_subreaper, die_with_parent  # noqa: E402
 from grader.host.client import HostReply  # noqa: E402
 from grader.host.slot import Learner, Slot, SlotError, become, scoring_view  # noqa: E402
-from grader.sandbox.protocol import Exit  # noqa: E402
+from grader.ground.exits import Exit  # noqa: E402
 
-PR_SET_PDEATHSIG = 1
 SAMPLE_SECONDS = 0.5
-
-
-def die_with_parent() -> None:
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 # ------------------------------------------------------------------ processes and memory

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import KIT_ROOT
-from grader.core import files
-from grader.core.processes import children, kill, kill_group
+from grader.ground import files
+from grader.ground.processes import children, kill, kill_group
 from grader.sandbox import isolation
 from grader.sandbox import confine
 from grader.sandbox.cgroups import Cgroups, LearnerGroup

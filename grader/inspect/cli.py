@@ -19,7 +19,7 @@ from pathlib import Path
 from grader.core import summary
 from grader.core.results import Grade
 from grader.inspect import rubric
-from grader.sandbox.protocol import Exit
+from grader.ground.exits import Exit
 from grader.inspect.source import OpenedStore, StoreProblem, open_store, without_password
 
 

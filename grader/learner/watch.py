@@ -37,7 +37,8 @@ import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.core import catalogue, files, summary
+from grader.core import catalogue, summary
+from grader.ground import files
 from grader import KIT_ROOT
 from grader.core.board import CHECKING, UNCHECKED, Board, Entry
 from grader.core.options import grading_args, new_seed, target_words
@@ -46,7 +47,7 @@ from grader.core.results import read_grading
 from grader.core.source import fingerprints, is_untouched_stub, read_module
 from grader.core.store import scratch_parent
 from grader.host.client import Host
-from grader.sandbox.protocol import Exit
+from grader.ground.exits import Exit
 
 POLL_SECONDS = 0.05
 MAX_HOSTS = 2  # one may hold a call that hangs while the other checks the next save

@@ -2,7 +2,7 @@
 
 What crosses the wall, and how, is the protocol (protocol.py). Only plain data crosses
 back: ``result.json`` and ``.npy`` arrays read without pickle, and without following a link
-(learner code can write the call folders: grader/core/files.py). The worker is restarted
+(learner code can write the call folders: grader/ground/files.py). The worker is restarted
 when it dies, so one crash costs one call, never the session.
 """
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Callable, Sequence
 
 import cloudpickle
 
-from grader.core import files
-from grader.core.processes import isolated_python, kill_group
+from grader.ground import files
+from grader.ground.processes import isolated_python, kill_group
 from grader.sandbox import confine
 from grader.sandbox.cgroups import oom_kills
 from grader.sandbox.protocol import (

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -62,24 +62,6 @@ class Status(StrEnum):
     BAD_RETURN = "bad_return"  # what it returned cannot come back as plain data or an array
     TIMEOUT = "timeout"
     CRASHED = "crashed"  # the process died (a signal, os._exit, the worker under it)
-
-
-class Exit(IntEnum):
-    """How the kit's processes end, by name: commands, the scoring process (pytest's own
-    codes 0 and 1), and the processes the sandbox and the host fork."""
-
-    OK = 0
-    NOT_DONE = 1  # it ran, and not all is done: a check failed, a learner was not graded, nothing was overwritten
-    REFUSED = 2  # a command refused what it was given (a folder, a store, a gradebook), and said why
-    INTERNAL_ERROR = 70  # the process itself failed (sysexits' EX_SOFTWARE), and printed why
-
-    @staticmethod
-    def signalled(signum: int) -> int:
-        """The shell's code for a process a signal stopped."""
-        return 128 + signum
-
-
-GRADED = (Exit.OK, Exit.NOT_DONE)  # a scoring process that ran every check it was given
 
 
 # ------------------------------------------------------------------ requests

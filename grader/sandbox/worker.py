@@ -39,11 +39,13 @@ import traceback
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 
-def _load_beside(name: str):
-    """A module beside this file (the sandbox binds both), loaded by path: ``python -I``
-    does not put this folder on sys.path, and a learner's module of the same name must
-    not find it there (it is known as ``_kit_<name>``)."""
-    spec = importlib.util.spec_from_file_location(f"_kit_{name}", os.path.join(os.path.dirname(__file__), f"{name}.py"))
+def _load_beside(name: str, folder: str = "."):
+    """A module beside this file, or in ``folder`` relative to it (the sandbox binds them
+    all: ``isolation.WORKER_SCRIPTS``), loaded by path: ``python -I`` does not put this
+    folder on sys.path, and a learner's module of the same name must not find it there
+    (it is known as ``_kit_<name>``)."""
+    here = os.path.dirname(__file__)
+    spec = importlib.util.spec_from_file_location(f"_kit_{name}", os.path.normpath(os.path.join(here, folder, f"{name}.py")))
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -54,8 +56,9 @@ _speedups = _load_beside("speedups")
 _speedups.one_blas_thread()
 _confine = _load_beside("confine")
 _protocol = _load_beside("protocol")
+_exits = _load_beside("exits", "../ground")
 _patches = _load_beside("mlflow_patches")
-Status, Exit = _protocol.Status, _protocol.Exit
+Status, Exit = _protocol.Status, _exits.Exit
 
 import logging  # noqa: E402
 import warnings  # noqa: E402
@@ -334,7 +337,7 @@ SWEEP_STRAYS = os.environ.pop("GRADER_SWEEP_STRAYS", "") == "1"
 
 def _kill(pid: int, group: bool = False) -> None:
     """SIGKILL a process (or its group); one already gone, or no longer ours, is fine.
-    (The grader's side has its own, grader/core/processes.py: this file imports none of it.)"""
+    (The grader's side has its own, grader/ground/processes.py: this file imports none of it.)"""
     try:
         (os.killpg if group else os.kill)(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
