@@ -11,7 +11,6 @@ A warm grading host lends its worker by passing ``LendWorker`` to ``pytest.main`
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import tempfile
@@ -36,7 +35,7 @@ from grader.core import board, catalogue, options, summary  # noqa: E402
 from grader.ground import files  # noqa: E402
 from grader.core.outcomes import BrokenModule, LearnerOutcome  # noqa: E402
 from grader.core.places import Places, grader_made  # noqa: E402
-from grader.core.results import CheckResult, Grade  # noqa: E402
+from grader.core.results import CheckResult, Grade, Results  # noqa: E402
 from grader.core.source import anything_attempted, fingerprints, one_parse_at_a_time  # noqa: E402
 from grader.core.store import scratch_parent, template_path  # noqa: E402
 from grader.core.submission import TargetError, copy_sources, resolve_target  # noqa: E402
@@ -90,7 +89,7 @@ class GradingRun:
     session: "GradingSession | None" = None  # made once the checks are collected
     checks: list[CheckResult] = field(default_factory=list)
     broken: dict[str, dict] = field(default_factory=dict)  # module -> why it cannot be imported
-    results: dict | None = None  # results.json, once made
+    results: Results | None = None  # results.json, once made
     board: board.Board | None = None  # the whole kit after this grading, once made
 
 
@@ -372,7 +371,7 @@ def _grade(run: GradingRun) -> Grade:
     return Grade(catalogue.load(), run.checks, run.seed, time.monotonic() - run.started, broken=run.broken, notes=notes)
 
 
-def _results(config: pytest.Config) -> dict:
+def _results(config: pytest.Config) -> Results:
     """This grading in results.json's format (Gradescope's), with what the board needs."""
     run = config.stash[RUN]
     if run.results is None:
@@ -382,7 +381,7 @@ def _results(config: pytest.Config) -> dict:
         if run.session is not None:
             extra["timing"] = run.session.timing_report()
             extra["resources"] = run.session.resource_report()
-        run.results = _grade(run).to_gradescope(extra)
+        run.results = _grade(run).results(extra)
     return run.results
 
 
@@ -424,7 +423,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = config.stash[RUN]
     path = config.getoption("grade_json")
     if path:
-        Path(config.invocation_params.dir, path).write_text(json.dumps(_results(config), indent=2))
+        _results(config).write(Path(config.invocation_params.dir, path))
     if run.checks:  # now, while the copy of the learner's files is there (the summary comes after)
         known = _board(config)
         if _keeps_progress(config):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import os
 import sys
@@ -118,7 +117,7 @@ def _unreadable(args: argparse.Namespace, problem: str) -> int:
 
 def _write_json(path: str | None, grade: Grade, extra: dict) -> None:
     if path:
-        Path(path).write_text(json.dumps(grade.to_gradescope(extra), indent=2))
+        grade.results(extra).write(Path(path))
 
 
 # ---------------------------------------------------------------- a class server

@@ -31,7 +31,7 @@ from grader.ground import files
 from grader.core.board import Board
 from grader.core.options import grade_command, grading_args, new_seed, target_words
 from grader.core.places import Places
-from grader.core.results import read_grading
+from grader.core.results import Results, read_grading
 from grader.ground.processes import kill_all_below
 from grader.sandbox.confine import become_subreaper
 from grader.core.source import is_untouched_stub, read_module
@@ -115,7 +115,7 @@ class Ui:
         kill_all_below()  # a grading Ctrl-C cut short: its scoring process, worker and calls
         files.remove_tree(self.root)
 
-    def grade(self) -> dict | None:
+    def grade(self) -> Results | None:
         """results.json of ``pytest grader -k FUNCTION --seed N --keep-stores``, run with
         ``TMPDIR`` set to ``root``: its stores are kept there. None: it could not finish."""
         results, log = self.root / "results.json", self.root / "grading.log"
@@ -138,7 +138,7 @@ class Ui:
                   file=sys.stderr)
         return graded
 
-    def show_verdict(self, results: dict) -> None:
+    def show_verdict(self, results: Results) -> None:
         board, module = Board(), self.exercise.module
         board.record(results)
         entry = board.entries[self.exercise.key]

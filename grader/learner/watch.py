@@ -43,7 +43,7 @@ from grader import KIT_ROOT
 from grader.core.board import CHECKING, UNCHECKED, Board, Entry
 from grader.core.options import grading_args, new_seed, target_words
 from grader.core.places import Places
-from grader.core.results import read_grading
+from grader.core.results import Results, read_grading
 from grader.core.source import fingerprints, is_untouched_stub, read_module
 from grader.core.store import scratch_parent
 from grader.host.client import Host
@@ -79,7 +79,7 @@ class Grading:
     host: Host
     prints: dict[str, str | None]  # the fingerprints of the code it checks, as it started
     started: float = field(default_factory=time.monotonic)
-    results: dict | None = None
+    results: Results | None = None
     said: str = ""  # what the status line says once it is done
     stale: bool = False  # code it checks changed meanwhile: stopped, its verdicts dropped
     done: threading.Event = field(default_factory=threading.Event)
