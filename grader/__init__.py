@@ -6,7 +6,7 @@ code; AUTHORING.md says how to add an exercise. In short:
 - ``catalogue.toml``      the exercises, their checks, points and hints: the one source of truth.
 - ``test_ex0*.py``        the checks, one class per curriculum function, one test per check,
                           with the sandbox steps they use.
-- ``plugin.py``           the pytest plugin: a grading's state, the learner's summary, ``--grade-json``.
+- ``plugin.py``           the pytest plugin: ``GradingPlugin``, a grading's hooks, fixtures and state.
 - ``core/``               what the checks stand on: the catalogue, the grading session, stores,
                           seeded inputs, outcomes, results, and reading submissions.
 - ``sandbox/``            the wall learner code runs behind: ``protocol.py`` (what crosses it),

@@ -222,7 +222,7 @@ def _grade(ran: Ran, exercises: list[catalogue.Exercise], seed: int) -> tuple[li
         write_modules(ran.code, ran.places, folder / "src")
         results, log = folder / "results.json", folder / "pytest.log"
         kernel = _kernel()
-        kernel.start_host().grade(grading_args(folder / "src", seed=seed, results=results, only=exercises),
+        kernel.start_host().grade(grading_args(folder / "src", seed=seed, results=results, only=exercises, progress=False),
                                   cwd=folder, log=log, timeout=CHECK_TIMEOUT)
         graded, tail = read_grading(results, log, 20)
         output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""

@@ -138,3 +138,18 @@ def test_no_module_of_the_grader_rebinds_its_globals():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         rebinding = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Global)]
         assert not rebinding, f"{path.relative_to(REPO)}:{rebinding[0]} keeps state in a module global"
+
+
+def test_every_scenario_returns_a_scenario():
+    """One shape: checks read ``scenario.store``, ``scenario.call``... never a tuple's third item."""
+    odd = []
+    for path in sorted(GRADER.glob("test_ex*.py")):
+        for cls in ast.parse(path.read_text(encoding="utf-8")).body:
+            method = next((n for n in getattr(cls, "body", []) if isinstance(n, ast.FunctionDef) and n.name == "scenario"), None)
+            if method is None:
+                continue
+            returns = [n for n in ast.walk(method) if isinstance(n, ast.Return)]
+            odd += [f"{path.name}:{r.lineno} {cls.name}.scenario" for r in returns
+                    if not (isinstance(r.value, ast.Call) and getattr(r.value.func, "id", None) == "Scenario")]
+            assert returns, f"{path.name}: {cls.name}.scenario returns nothing"
+    assert not odd, "scenarios that return something other than Scenario(...):\n" + "\n".join(odd)

@@ -110,7 +110,7 @@ def _grade_once(packed: Packed, settings: GradingSettings, work_root: Path, host
 
 
 def grader_args(target: Path, results: Path, settings: GradingSettings) -> list[str]:
-    return grading_args(target, seed=settings.seed, results=results, isolation=settings.isolation,
+    return grading_args(target, seed=settings.seed, results=results, isolation=settings.isolation, progress=False,
                         call_timeout=settings.call_timeout)
 
 

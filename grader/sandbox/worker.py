@@ -388,7 +388,7 @@ class Worker:
         self.kept: dict[int, int] = {}  # call id -> the session (and process group) it left running
 
     def reply(self, message: dict) -> None:
-        os.write(self.out, (json.dumps(message) + "\n").encode())
+        os.write(self.out, _protocol.frame(message))
 
     def start(self, request: dict) -> None:
         limits = {**self.default_limits, **request.get("limits", {})}
@@ -443,24 +443,17 @@ class Worker:
     def serve(self, requests) -> None:
         self.reply({"ready": True, "pid": os.getpid(), **self.banner})
         stdin = requests if isinstance(requests, int) else requests.fileno()
-        buffer = b""
-        open_input = True
-        while open_input or self.running:
+        reader = _protocol.LineReader(stdin)
+        while reader.open or self.running:
             now = time.monotonic()
             wait = min([c["deadline"] for c in self.running.values()], default=now + 3600) - now
-            watched = ([stdin] if open_input else []) + list(self.running)
+            watched = ([stdin] if reader.open else []) + list(self.running)
             ready, _, _ = select.select(watched, [], [], max(wait, 0))
             for fd in ready:
                 if fd == stdin:
-                    chunk = os.read(stdin, 65536)
-                    if not chunk:
-                        open_input = False
-                    buffer += chunk
-                    while b"\n" in buffer:
-                        line, buffer = buffer.split(b"\n", 1)
-                        if line.strip():
-                            request = json.loads(line)
-                            self.release(request["release"]) if "release" in request else self.start(request)
+                    reader.feed()
+                    for request in reader.messages():
+                        self.release(request["release"]) if "release" in request else self.start(request)
                 else:
                     self.finish(fd)
             now = time.monotonic()
@@ -481,23 +474,14 @@ class Zygote:
         self.default_limits = default_limits
 
     def reply(self, message: dict) -> None:
-        os.write(self.out, (json.dumps(message) + "\n").encode())
+        os.write(self.out, _protocol.frame(message))
 
     def serve(self, stdin: int) -> None:
         self.reply({"ready": True, "zygote": True, "pid": os.getpid()})
-        buffer = b""
-        while True:
-            chunk = os.read(stdin, 65536)
-            if not chunk:
-                return
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue  # the end of a request the last learner's worker did not live to read
-                if isinstance(message, dict) and isinstance(message.get("learner"), dict):
+        reader = _protocol.LineReader(stdin)  # skips the end of a request the last learner's worker did not live to read
+        while reader.feed():
+            for message in reader.messages():
+                if isinstance(message.get("learner"), dict):
                     self.reply({"ended": message["learner"]["token"], "status": self.run_learner(message["learner"], stdin)})
 
     def run_learner(self, spec: dict, stdin: int) -> int:
