@@ -22,6 +22,10 @@ One call, in order:
 5. The grader reads those files, never following a link and never unpickling, into a
    ``CallResult``.
 
+Every message on the pipes (the grader's requests, the worker's and the zygote's replies,
+and a grading host's) is one JSON object on a line of its own, written by ``frame`` and read
+by ``LineReader``, which skips what is not one (the end of a line a dead writer cut short).
+
 A step asked to keep (``"keep": true`` on its line) leaves what it started running once
 it returns; ``{"release": 7}`` ends that, and the worker says ``{"released": 7}``.
 
