@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import BUSY, REPO, bench_arguments, class_of_solutions, spread, timed
+from run import BUSY, REPO, bench_arguments, class_of_solutions, scores, spread, timed
 
 GOAL = 0.9
 START_CLUSTER = [sys.executable, "-c", (
@@ -34,12 +34,6 @@ def batch(submissions: Path, out: Path, engine: list[str], label: str) -> float:
     shutil.rmtree(out, ignore_errors=True)
     return timed([sys.executable, "-m", "grader", "batch", str(submissions), "--out", str(out), "--seed", "1", *engine],
                  label)
-
-
-def scores(out: Path) -> dict[str, str]:
-    from grader.batch import sheets
-
-    return {row["learner"]: row["score"] for row in sheets.read_csv(out / "gradebook.csv")[1]}
 
 
 def main() -> int:

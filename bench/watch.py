@@ -105,6 +105,35 @@ def toggle(pane: Pane, folder: Path, saves: int, total: int) -> list[float]:
     return latencies
 
 
+def stubs_copy(scratch: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the stubs to save into, and the environment watch and the cold runs share."""
+    folder = scratch / "exercises"
+    shutil.copytree(REPO / "exercises", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder, {"XDG_CACHE_HOME": str(scratch / "cache"), "PYTHONDONTWRITEBYTECODE": "1",
+                    "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def save_to_verdict(folder: Path, env: dict[str, str], saves: int, beside_a_hang: bool = True) -> dict[str, list[float]]:
+    """Run `python -m grader watch` on ``folder`` in a tmux pane and time, in seconds: its first
+    verdict (host start-up included), ``saves`` saves of a correct log_run to ✔ on screen, and
+    (``beside_a_hang``) as many while another function's call hangs. tmux must be installed."""
+    total = len(catalogue.load().exercises)
+    pane = Pane([sys.executable, "-m", "grader", "watch", "--target", str(folder), "--call-timeout", "900"], env)
+    try:
+        pane.wait_for(f"0/{total} done")
+        save(folder, WRONG)
+        timings = {"first": [pane.wait_for("✘ log_run")], "saves": toggle(pane, folder, saves, total)}
+        if beside_a_hang:
+            save(folder, HANGS, "log_metric_history")  # checked until its 900 s timeout
+            pane.wait_for("checking log_metric_history (")
+            timings["beside_a_hang"] = toggle(pane, folder, saves, total)
+    finally:
+        pane.close()
+    save(folder, solution("ex01_tracking", "log_run"))
+    save(folder, stub_of("ex01_tracking", "log_metric_history"), "log_metric_history")  # its stub again
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--saves", type=int, default=5, help="saves of a correct log_run to time (default %(default)s)")
@@ -114,23 +143,9 @@ def main() -> None:
         sys.exit("bench/watch.py needs tmux")
     total = len(catalogue.load().exercises)
     with tempfile.TemporaryDirectory(prefix="kit-bench-watch-") as scratch:
-        folder = Path(scratch) / "exercises"
-        shutil.copytree(REPO / "exercises", folder, ignore=shutil.ignore_patterns("__pycache__"))
-        env = {"XDG_CACHE_HOME": str(Path(scratch) / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+        folder, env = stubs_copy(Path(scratch))
         floor = [timed(FLOOR) for _ in range(args.cold)]
-        pane = Pane([sys.executable, "-m", "grader", "watch", "--target", str(folder), "--call-timeout", "900"], env)
-        try:
-            pane.wait_for(f"0/{total} done")
-            save(folder, WRONG)
-            first = pane.wait_for("✘ log_run")  # includes the grading host's start
-            latencies = toggle(pane, folder, args.saves, total)
-            save(folder, HANGS, "log_metric_history")  # checked until its 900 s timeout
-            pane.wait_for("checking log_metric_history (")
-            beside_a_hang = toggle(pane, folder, args.saves, total)
-        finally:
-            pane.close()
-        save(folder, solution("ex01_tracking", "log_run"))
-        save(folder, stub_of("ex01_tracking", "log_metric_history"), "log_metric_history")  # its stub again
+        watched = save_to_verdict(folder, env, args.saves)
         grade = [sys.executable, "-m", "pytest", "grader", "-q", "-p", "no:cacheprovider", "--target", str(folder)]
         environment = {**os.environ, **env}
         cold_one = [timed([*grade, "-k", "log_run"], env=environment) for _ in range(args.cold)]
@@ -140,9 +155,9 @@ def main() -> None:
     median_floor = statistics.median(floor)
     rows = [
         ("floor: import mlflow.sklearn, sklearn.ensemble", floor),
-        (f"watch: save a correct log_run -> ✔ on screen ({args.saves} saves)", latencies),
-        ("watch: the same while log_metric_history's call hangs", beside_a_hang),
-        ("watch: first verdict after starting (host start-up included)", [first]),
+        (f"watch: save a correct log_run -> ✔ on screen ({args.saves} saves)", watched["saves"]),
+        ("watch: the same while log_metric_history's call hangs", watched["beside_a_hang"]),
+        ("watch: first verdict after starting (host start-up included)", watched["first"]),
         ("cold: pytest grader -k log_run", cold_one),
         (f"cold: pytest grader (that folder: log_run and {total - 1} stubs)", cold_all),
         (f"cold: pytest grader --target solutions ({total} functions graded)", cold_solutions),

@@ -16,7 +16,7 @@ import pytest
 from nbclient import NotebookClient
 
 from grader import notebook as kit_notebook
-from grader.authoring import notebooks, stubgen
+from grader.authoring import notebooks
 from grader.authoring.generated import write_changed
 from conftest import FULL_MARKS, FUNCTIONS, REPO, SEED, TOTAL, grade, grade_many
 from grader.core import catalogue, submission
@@ -72,23 +72,6 @@ def log_run(experiment_id, params, metrics, tags=None, run_name=None):
     return run.info.run_id''',
     },
 }
-
-
-def _solution_code(module: str, name: str) -> str:
-    parts = {(p.module, p.name): p for p in notebooks.plan() if p.role == "definition"}
-    return stubgen.drop_markers(parts[(module, name)].text)
-
-
-def _fill(notebook: nbformat.NotebookNode, code_of) -> nbformat.NotebookNode:
-    """A learner's notebook: each solution cell replaced by ``code_of(module, name)`` (None keeps it)."""
-    filled = nbformat.from_dict(notebook)
-    for cell in filled.cells:
-        kit = cell.metadata.get("kit", {})
-        if kit.get("role") == "definition":
-            code = code_of(kit["module"], kit["name"])
-            if code is not None:
-                cell.source = code
-    return filled
 
 
 def _execute(notebook: nbformat.NotebookNode, folder: Path, order: list[int] | None = None) -> nbformat.NotebookNode:
@@ -253,12 +236,12 @@ def test_cells_not_run_are_named_never_graded_as_missing(tmp_path):
     setup, imports = [c for c in lesson.cells if c.cell_type == "code" and "kit" not in c.metadata][:2]
     broken = nbformat.v4.new_code_cell("def log_metric_history(experiment_id, key, values)\n    return None",
                                        metadata={"tags": ["raises-exception"]})
-    renamed = _solution_code("ex01_tracking", "log_evaluation").replace("def log_evaluation(", "def log_evaluations(")
-    cells = [setup, imports, _solution_code("ex01_tracking", "get_or_create_experiment"),
-             _solution_code("ex01_tracking", "log_run"),  # 3: run only after check_all()
+    renamed = notebooks.solution_code("ex01_tracking", "log_evaluation").replace("def log_evaluation(", "def log_evaluations(")
+    cells = [setup, imports, notebooks.solution_code("ex01_tracking", "get_or_create_experiment"),
+             notebooks.solution_code("ex01_tracking", "log_run"),  # 3: run only after check_all()
              'check("ex01_tracking", "log_run")', broken, 'check("ex01_tracking", "log_metric_history")',
              renamed, 'check("ex01_tracking", "log_evaluation")',
-             "%%capture\n" + _solution_code("ex01_tracking", "train_and_track"), 'check("ex01_tracking", "train_and_track")',
+             "%%capture\n" + notebooks.solution_code("ex01_tracking", "train_and_track"), 'check("ex01_tracking", "train_and_track")',
              "check_all()", 'check("ex01_tracking", "log_run")', "check_all()"]
     notebook = nbformat.v4.new_notebook(cells=[c if isinstance(c, dict) else nbformat.v4.new_code_cell(c) for c in cells])
     run = _execute(notebook, tmp_path, order=[0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 3, 12, 13])
@@ -320,9 +303,9 @@ def _nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
 
 def _submissions(release: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
     """Learner name -> submitted notebook: the solutions, the stubs, the wrong ones."""
-    made = {"solutions": _fill(release, _solution_code), "stubs": _fill(release, lambda m, n: None)}
+    made = {"solutions": notebooks.filled(release, notebooks.solution_code), "stubs": notebooks.filled(release, lambda m, n: None)}
     for name, wrong in WRONG.items():
-        made[name] = _fill(release, lambda m, n, wrong=wrong: wrong.get(n) or _solution_code(m, n))
+        made[name] = notebooks.filled(release, lambda m, n, wrong=wrong: wrong.get(n) or notebooks.solution_code(m, n))
     return made
 
 
@@ -332,16 +315,13 @@ def nbgrader_course(tmp_path_factory):
     course = tmp_path_factory.mktemp("course")
     write_changed(notebooks.expected_files(course, course / "lesson.ipynb", COURSE_KEYS))
     _nbgrader(course, "generate_assignment", notebooks.ASSIGNMENT, "--force")
-    release = nbformat.read(str(course / "release" / notebooks.ASSIGNMENT / f"{notebooks.ASSIGNMENT}.ipynb"), as_version=4)
-    submissions = _submissions(release)
+    submissions = _submissions(notebooks.released(course))
     for student, notebook in submissions.items():
-        folder = course / "submitted" / student / notebooks.ASSIGNMENT
-        folder.mkdir(parents=True)
-        nbformat.write(notebook, str(folder / f"{notebooks.ASSIGNMENT}.ipynb"))
+        notebooks.submitted(course, student).parent.mkdir(parents=True)
+        nbformat.write(notebook, str(notebooks.submitted(course, student)))
     targets = []
     for student in submissions:
-        submission.extract_submission(course / "submitted" / student / notebooks.ASSIGNMENT / f"{notebooks.ASSIGNMENT}.ipynb",
-                                     course / "extracted" / student)
+        submission.extract_submission(notebooks.submitted(course, student), course / "extracted" / student)
         targets.append((course / "extracted" / student, "-k", COURSE_FILTER))
     # The grader's side and nbgrader's side are independent: run them side by side.
     with ThreadPoolExecutor(1) as side:
@@ -394,8 +374,7 @@ def test_nbgrader_export_writes_the_csv(nbgrader_course):
 def test_a_broken_notebook_submission_is_named_by_its_cell(nbgrader_course):
     course, _, graded = nbgrader_course
     results = graded["imports_a_missing_module"].results
-    notebook = nbformat.read(str(course / "submitted" / "imports_a_missing_module" / notebooks.ASSIGNMENT
-                                 / f"{notebooks.ASSIGNMENT}.ipynb"), as_version=4)
+    notebook = nbformat.read(str(notebooks.submitted(course, "imports_a_missing_module")), as_version=4)
     cell = next(n for n, c in enumerate(notebook.cells, start=1) if c.metadata.get("kit", {}).get("name") == "log_run"
                 and c.metadata["kit"]["role"] == "definition")
     problem = results["extra_data"]["broken_modules"]["ex01_tracking"]

@@ -21,6 +21,7 @@ committed files drift from it.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,6 +245,39 @@ def lesson_notebook(variant: str = "stubs", only: Iterable[str] | None = None) -
     fill = {"stubs": lambda text, key: stubgen.strip_solutions(text, key), "solutions": lambda text, key: stubgen.drop_markers(text)}[variant]
     cells = [_cell(p, fill(p.text, p.key) if p.role == "definition" else p.text) for p in plan(only)]
     return _notebook(cells)
+
+
+def solution_code(module: str, name: str) -> str:
+    """The solution of one definition cell, as a learner who solved it would hand it in."""
+    return _solutions()[(module, name)]
+
+
+@functools.cache  # a notebook asks once per cell; the solutions do not change while a process runs
+def _solutions() -> dict[tuple[str, str], str]:
+    return {(p.module, p.name): stubgen.drop_markers(p.text) for p in plan() if p.role == "definition"}
+
+
+def filled(notebook: nbformat.NotebookNode, code_of) -> nbformat.NotebookNode:
+    """A learner's notebook made from ``notebook`` (the lesson, or nbgrader's release): each
+    definition cell replaced by ``code_of(module, name)`` (None keeps it)."""
+    made = nbformat.from_dict(notebook)
+    for cell in made.cells:
+        kit = cell.metadata.get("kit", {})
+        if kit.get("role") == "definition":
+            code = code_of(kit["module"], kit["name"])
+            if code is not None:
+                cell.source = code
+    return made
+
+
+def released(course: Path) -> nbformat.NotebookNode:
+    """The learners' notebook `nbgrader generate_assignment` wrote into ``course``."""
+    return nbformat.read(str(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), as_version=4)
+
+
+def submitted(course: Path, student: str) -> Path:
+    """Where nbgrader looks for ``student``'s notebook (`nbgrader autograde` reads it there)."""
+    return course / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 
 
 def _nbgrader(part: Part) -> dict:
