@@ -1,7 +1,7 @@
 """Grading speed and memory, as ratios to baselines measured in the same run.
 
-    python bench/run.py [--repeat 3] [--batch-copies 20] [--watch-saves 5] [--json bench.json]
-    python bench/run.py --quick      # a smoke run: 1 round, 3 learners, 2 watch saves
+    python bench/run.py [--repeat 3] [--batch-copies 20] [--notebook-copies 5] [--watch-saves 5] [--json bench.json]
+    python bench/run.py --quick      # a smoke run: 1 round, 3 learners, 3 notebooks, 2 watch saves
 
 The floor is one Python process importing MLflow and scikit-learn: grading cannot cost
 less. Measured against it: a cold `pytest grader` of the solutions, a batch of learners on
@@ -228,15 +228,19 @@ def bench_arguments(doc: str) -> argparse.Namespace:
 
 def arguments() -> argparse.Namespace:
     parser = bench_parser(__doc__)
+    # nbgrader runs every check cell of every notebook in a kernel of its own: about a minute
+    # a notebook on 2 cores, so fewer notebooks than batch learners keep a run near half an hour.
+    parser.add_argument("--notebook-copies", type=int, default=5, help="learners' notebooks graded by nbgrader and the kit")
     parser.add_argument("--watch-saves", type=int, default=5, help="saves of a correct log_run timed in watch")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: --repeat 1 --batch-copies 3 --watch-saves 2")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: --repeat 1 --batch-copies 3 "
+                        "--notebook-copies 3 --watch-saves 2")
     args = parser.parse_args()
     if args.quick:
-        args.repeat, args.batch_copies, args.watch_saves = 1, 3, 2
+        args.repeat, args.batch_copies, args.notebook_copies, args.watch_saves = 1, 3, 3, 2
     return args
 
 
-def measures(scratch: Path, learners: int, skipped: dict[str, str]) -> dict:
+def measures(scratch: Path, learners: int, notebook_learners: int, skipped: dict[str, str]) -> dict:
     """Label -> what times one run of it; what cannot run here is left out, its reason in ``skipped``."""
     found = {"floor": lambda _round: timed(FLOOR, "floor"),
              "self_check": lambda round_: self_check(scratch / f"self-check-{round_}.json")}
@@ -253,7 +257,7 @@ def measures(scratch: Path, learners: int, skipped: dict[str, str]) -> dict:
         skipped["per_core_scaling"] = str(why)
     try:
         course = released_course(scratch)
-        notebooks = class_of_notebooks(course, scratch / "notebooks", learners)
+        notebooks = class_of_notebooks(course, scratch / "notebooks", notebook_learners)
         found["nbgrader_autograde"] = lambda _round: autograde(course)
         found["kit_batch_notebooks"] = lambda _round: batch(notebooks, scratch / "out-notebooks", "kit_batch_notebooks", None)
     except Unavailable as why:
@@ -333,26 +337,28 @@ def main() -> int:
     args = arguments()
     scratch = Path(tempfile.mkdtemp(prefix="mlflow-kit-bench-"))
     skipped: dict[str, str] = {}
-    runs = measure(measures(scratch, args.batch_copies, skipped), args.repeat, skipped)
+    runs = measure(measures(scratch, args.batch_copies, args.notebook_copies, skipped), args.repeat, skipped)
     try:
         runs["watch"] = watch_seconds(scratch, args.watch_saves)
     except Unavailable as why:
         skipped["watch_seconds"] = str(why)
-    figures = summary(runs, scratch, args.batch_copies, skipped)
-    print_table(runs, figures, args.batch_copies)
+    figures = summary(runs, scratch, (args.batch_copies, args.notebook_copies), skipped)
+    print_table(runs, figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
-def summary(runs: dict[str, list[float]], scratch: Path, learners: int, skipped: dict[str, str]) -> dict:
-    """Everything the run found, as --json writes it."""
+def summary(runs: dict[str, list[float]], scratch: Path, counts: tuple[int, int], skipped: dict[str, str]) -> dict:
+    """Everything the run found, as --json writes it; ``counts``: (learners, notebook learners)."""
     from grader.core import catalogue
 
+    learners, notebook_learners = counts
     results = json.loads((scratch / "self-check-0.json").read_text())
     figures = {
         "learners": learners,
+        "notebook_learners": notebook_learners,
         "functions": len(catalogue.load().exercises),
         "seconds": {name: {"median": statistics.median(v), "min": min(v), "max": max(v)} for name, v in runs.items() if v},
         "ratios": ratios(runs, learners),
@@ -375,19 +381,20 @@ LABELS = {
     "floor": "floor: import mlflow + sklearn",
     "self_check": "self-check, {functions} functions",
     "batch_1_slot": "batch, {learners} learners, 1 slot",
-    "batch_1_slot_1_core": "batch, {learners}, 1 slot on 1 core",
-    "batch_2_slots_2_cores": "batch, {learners}, 2 slots on 2 cores",
-    "nbgrader_autograde": "nbgrader autograde, {learners} nbs",
-    "kit_batch_notebooks": "kit batch, the same {learners} nbs",
+    "batch_1_slot_1_core": "batch, {learners} learners, 1 slot on 1 core",
+    "batch_2_slots_2_cores": "batch, {learners} learners, 2 slots on 2 cores",
+    "nbgrader_autograde": "nbgrader autograde, {notebooks} notebooks",
+    "kit_batch_notebooks": "kit batch, the same {notebooks} notebooks",
     "watch": "watch: save -> ✔ on screen",
 }
 
 
-def print_table(runs: dict[str, list[float]], figures: dict, learners: int) -> None:
-    print(f"{'measure':<38}median (min–max)")
+def print_table(runs: dict[str, list[float]], figures: dict) -> None:
+    counts = {"learners": figures["learners"], "notebooks": figures["notebook_learners"], "functions": figures["functions"]}
+    print(f"{'measure':<44}median (min–max)")
     for name, values in runs.items():
         if values:
-            print(f"{LABELS[name].format(learners=learners, functions=figures['functions']):<38}{spread(values)}")
+            print(f"{LABELS[name].format(**counts):<44}{spread(values)}")
     for name, why in figures["skipped"].items():
         print(f"skipped ({name}): {why}")
     if "watch_over_floor" in figures["ratios"]:
@@ -396,6 +403,7 @@ def print_table(runs: dict[str, list[float]], figures: dict, learners: int) -> N
     print_scores(figures)
     cores = figures["cores_busy"]
     if cores:
+        # The whole machine's: on a machine shared with other work, every figure reads as all cores.
         print(f"\ncores busy while each ran (of {os.cpu_count()}): " + ", ".join(f"{name} {c:.2f}" for name, c in cores.items()))
     print_where_time_goes(figures["timing_per_function"])
     print("\n" + "\n".join(figures["verdict_table"]))

@@ -86,12 +86,12 @@ def test_scaling_pins_one_core_then_two_of_those_allowed(monkeypatch):
         run.scaling_cores()
 
 
-@pytest.mark.parametrize("argv, expected", [([], (3, 20, 5)), (["--quick"], (1, 3, 2)),
-                                            (["--repeat", "2", "--batch-copies", "10"], (2, 10, 5))])
+@pytest.mark.parametrize("argv, expected", [([], (3, 20, 5, 5)), (["--quick"], (1, 3, 3, 2)),
+                                            (["--repeat", "2", "--batch-copies", "10"], (2, 10, 5, 5))])
 def test_quick_is_one_round_of_three_learners_and_two_saves(monkeypatch, argv, expected):
     monkeypatch.setattr(sys, "argv", ["run.py", *argv])
     args = run.arguments()
-    assert (args.repeat, args.batch_copies, args.watch_saves) == expected
+    assert (args.repeat, args.batch_copies, args.notebook_copies, args.watch_saves) == expected
 
 
 def test_the_notebook_class_is_the_release_filled_with_the_solutions_for_both_graders(tmp_path):
