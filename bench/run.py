@@ -371,7 +371,8 @@ def summary(runs: dict[str, list[float]], scratch: Path, counts: tuple[int, int]
     }
     if "nbgrader_autograde" in runs:
         figures["scores"] = {"nbgrader": nbgrader_scores(scratch / "course"), "kit": scores(scratch / "out-notebooks")}
-    judged = {**figures["ratios"], "max_rss_mb": max_rss(figures["resources"], figures["batch_resources"])}
+    figures["max_rss_mb"] = max_rss(figures["resources"], figures["batch_resources"])
+    judged = {**figures["ratios"], "max_rss_mb": figures["max_rss_mb"]}
     figures["verdicts"] = verdicts(judged, skipped)
     figures["verdict_table"] = verdict_table(judged, skipped)
     return figures
