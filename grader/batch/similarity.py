@@ -1,0 +1,442 @@
+"""Similar submissions: which learners wrote much the same code, function by function, with
+the stub's own text taken away first. A list to look at, never a verdict.
+
+Every learner starts from the same stubs and calls the same MLflow APIs, so comparing
+whole files would pair everyone. Here, for each function (and class) the stub defines:
+
+- the learner's definition is found with ``ast`` in the module core/submission.py read
+  (folders, zips and notebooks alike; nothing is imported or run), docstrings cut out;
+- copydetect (pinned in requirements.txt) tokenises it with pygments, which turns every
+  name into one letter and drops comments and layout (renamed variables and rewritten
+  comments change nothing), and fingerprints it by winnowing;
+- the fingerprints of the stub's own definition (signature, the code it already holds)
+  are boilerplate, taken away: what is left is what the learner wrote;
+- functions are matched by name, so their order in the file does not matter.
+
+A learner's **share** in common with another is the part of all they wrote (over every
+function) that the other's code holds too. A pair is listed when one side's share is at
+least ``threshold`` and that side wrote at least ``min_length`` tokens of their own
+(copydetect's tokens: a name, a keyword, a digit, a bracket each count one; a full
+submission holds about 3,500). Below that, work written apart looks alike: the docstrings
+spell the steps out, so the kit's solutions and its independent implementation share 54%
+of what they wrote, and over 80% of the 1,800 tokens of the functions they agree on most
+(tests/test_similarity.py measures both).
+
+Outputs, in the batch's OUT folder: similarity.csv (a row per listed pair and function),
+similarity/pair-NNN.html (one offline page per pair, the shared code highlighted, learner
+text escaped and its control characters shown), and a section of report.html.
+"""
+from __future__ import annotations
+
+import ast
+import html
+import io
+import os
+import re
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.batch import sheets
+from grader.batch.collect import Submission, collect, pack, unpack
+from grader.batch.outputs import SIMILARITY, SIMILARITY_PAGES, replace_file
+from grader.core.submission import MAX_NOTEBOOK_CODE_BYTES, SubmissionError, read_file
+from grader.core.text import printable, visible
+
+# Defaults, justified by tests/test_similarity.py (the figures are in README.md).
+THRESHOLD = 0.8
+MIN_LENGTH = 2000
+# copydetect's k: the shortest run of tokens that counts as shared (its own default).
+NOISE = 25
+AGAINST = {"solutions": "solutions/"}  # --against: the kit's reference, by a name no learner can have
+MAX_MODULE_BYTES = MAX_NOTEBOOK_CODE_BYTES  # a module longer than this is left out of the comparison
+CSV_COLUMNS = ["learner_a", "learner_b", "pair_share", "function", "share_a", "share_b", "tokens_a", "tokens_b", "page"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    threshold: float = THRESHOLD
+    min_length: int = MIN_LENGTH
+    against: str | None = None  # a key of AGAINST
+
+
+@dataclass
+class Written:
+    """One learner's definition of one function: its text (docstrings cut out) and
+    copydetect's fingerprint of what is left once the stub's is taken away."""
+
+    text: str
+    fingerprint: object  # copydetect.CodeFingerprint
+
+    @property
+    def tokens(self) -> int:
+        return int(self.fingerprint.token_coverage)
+
+
+@dataclass
+class Entry:
+    """A learner (or the reference, with --against): their functions, by ``module.function``."""
+
+    name: str
+    functions: dict[str, Written] = field(default_factory=dict)
+    problem: str | None = None  # why nothing of it could be compared
+
+    @property
+    def tokens(self) -> int:
+        return sum(w.tokens for w in self.functions.values())
+
+
+@dataclass
+class Shared:
+    """One function both learners wrote: the share of each one's code in common, and where."""
+
+    function: str
+    share_a: float
+    share_b: float
+    tokens_a: int
+    tokens_b: int
+    slices_a: list[tuple[int, int]]
+    slices_b: list[tuple[int, int]]
+
+    @property
+    def share(self) -> float:
+        return max(self.share_a, self.share_b)
+
+
+@dataclass
+class Pair:
+    a: Entry
+    b: Entry
+    share_a: float  # of all a wrote, the part b's code holds too
+    share_b: float
+    functions: list[Shared]  # every function both wrote, most shared first
+    page: str = ""  # similarity/pair-NNN.html
+
+    def share(self, min_length: int) -> float:
+        """The larger share of a side that wrote at least ``min_length`` tokens."""
+        return max([s for s, e in ((self.share_a, self.a), (self.share_b, self.b)) if e.tokens >= min_length],
+                   default=0.0)
+
+    def listed_functions(self, threshold: float) -> list[Shared]:
+        return [f for f in self.functions if f.share >= threshold]
+
+
+@dataclass
+class Similarity:
+    settings: Settings
+    entries: list[Entry]
+    pairs: list[Pair]  # the listed pairs, most shared first
+
+    @property
+    def unreadable(self) -> list[Entry]:
+        return [e for e in self.entries if e.problem]
+
+
+# ---- what each learner wrote ----------------------------------------------------------
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    return starts
+
+
+def _offset(text: str, starts: list[int], line: int, column: int) -> int:
+    """A character offset from ast's (line, UTF-8 byte column)."""
+    start = starts[line - 1]
+    end = starts[line] if line < len(starts) else len(text)
+    return start + len(text[start:end].encode("utf-8")[:column].decode("utf-8", errors="ignore"))
+
+
+def _docstrings(node: ast.AST) -> list[ast.Expr]:
+    found = []
+    for inner in ast.walk(node):
+        body = getattr(inner, "body", None)
+        if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body \
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            found.append(body[0])
+    return found
+
+
+def definitions(text: str) -> dict[str, str]:
+    """Each top-level function's and class's source (the last one of a name, as Python
+    keeps it), decorators included and docstrings cut out. Raises SyntaxError and the like."""
+    tree = ast.parse(text)
+    starts = _line_starts(text)
+    found = {}
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+        begin, end = starts[first - 1], _offset(text, starts, node.end_lineno, node.end_col_offset)
+        cuts = [(_offset(text, starts, d.lineno, d.col_offset), _offset(text, starts, d.end_lineno, d.end_col_offset))
+                for d in _docstrings(node)]
+        pieces, at = [], begin
+        for cut_from, cut_to in sorted(cuts):
+            pieces.append(text[at:cut_from])
+            at = cut_to
+        pieces.append(text[at:end])
+        # a line the docstring alone stood on goes with it
+        found[node.name] = re.sub(r"\n[ \t]*(?=\n)", "", "".join(pieces)) + "\n"
+    return found
+
+
+def _fingerprint(code: str, boilerplate=None):
+    from copydetect import CodeFingerprint
+
+    return CodeFingerprint("code.py", NOISE, 1, boilerplate=boilerplate, fp=io.StringIO(code), language="python")
+
+
+@dataclass
+class Stubs:
+    """Per ``module.function``: the stub's fingerprints (taken away from every learner's)."""
+
+    boilerplate: dict[str, object]
+    modules: dict[str, list[str]]  # module -> its functions' names
+
+
+def stubs() -> Stubs:
+    import numpy as np
+
+    from grader.authoring.stubgen import expected_stubs
+
+    boilerplate, modules = {}, {}
+    for file_name, text in expected_stubs().items():
+        module = file_name.removesuffix(".py")
+        names = definitions(text)
+        modules[module] = list(names)
+        for name, code in names.items():
+            boilerplate[f"{module}.{name}"] = np.unique(np.array(sorted(_fingerprint(code).hashes), dtype=np.int64))
+    return Stubs(boilerplate, modules)
+
+
+def entry_of(name: str, modules: dict[str, str], kit: Stubs) -> Entry:
+    """A learner's functions from their modules' text (``module`` -> source)."""
+    entry = Entry(name)
+    for module, functions in kit.modules.items():
+        text = modules.get(module)
+        if text is None:
+            continue
+        try:
+            found = definitions(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # a module that does not parse defines nothing to compare
+        for function in functions:
+            if function in found:
+                key = f"{module}.{function}"
+                written = Written(found[function], _fingerprint(found[function], kit.boilerplate[key]))
+                if written.tokens:
+                    entry.functions[key] = written
+    return entry
+
+
+def read_modules(folder: Path, modules: list[str]) -> dict[str, str]:
+    """The modules' text from a learner's unpacked folder (regular files, no links); a
+    module longer than MAX_MODULE_BYTES is left out."""
+    found = {}
+    for module in modules:
+        try:
+            data = read_file(folder, f"{module}.py", MAX_MODULE_BYTES, "too long")
+        except (SubmissionError, OSError):
+            continue
+        found[module] = data.decode("utf-8", errors="replace")
+    return found
+
+
+def read_submission(submission: Submission, destination: Path, kit: Stubs, time_limit: float) -> Entry:
+    """A learner's entry, read as the batch reads it (collect.py's pack and unpack into
+    ``destination``, removed after)."""
+    if submission.problem:
+        return Entry(submission.learner, problem=submission.problem)
+    try:
+        unpacked = unpack(pack(submission), destination, time_limit)
+        return entry_of(submission.learner, read_modules(unpacked.target, list(kit.modules)), kit)
+    except SubmissionError as error:
+        return Entry(submission.learner, problem=str(error))
+    finally:
+        shutil.rmtree(destination, ignore_errors=True)
+        destination.with_name(destination.name + ".ipynb").unlink(missing_ok=True)
+
+
+def reference(against: str, kit: Stubs) -> Entry:
+    from grader import KIT_ROOT
+    from grader.authoring.stubgen import drop_markers
+
+    folder = KIT_ROOT / against
+    return entry_of(AGAINST[against], {m: drop_markers((folder / f"{m}.py").read_text(encoding="utf-8"))
+                                       for m in kit.modules}, kit)
+
+
+# ---- comparing ------------------------------------------------------------------------
+
+def _slices(found) -> list[tuple[int, int]]:
+    return [(int(start), int(end)) for start, end in zip(found[0], found[1])] if len(found) and len(found[0]) else []
+
+
+def compare_pair(a: Entry, b: Entry) -> Pair:
+    from copydetect import compare_files
+
+    shared, common_a, common_b = [], 0.0, 0.0
+    for key in a.functions.keys() & b.functions.keys():
+        first, second = a.functions[key], b.functions[key]
+        if not first.fingerprint.hashes & second.fingerprint.hashes:
+            continue
+        _, (share_a, share_b), (slices_a, slices_b) = compare_files(first.fingerprint, second.fingerprint)
+        share_a, share_b = min(1.0, float(share_a)), min(1.0, float(share_b))
+        common_a += share_a * first.tokens
+        common_b += share_b * second.tokens
+        shared.append(Shared(key, share_a, share_b, first.tokens, second.tokens, _slices(slices_a), _slices(slices_b)))
+    shared.sort(key=lambda s: (-s.share, s.function))
+    return Pair(a, b, common_a / a.tokens if a.tokens else 0.0, common_b / b.tokens if b.tokens else 0.0, shared)
+
+
+def compare(entries: list[Entry], settings: Settings = Settings(), reference_entry: Entry | None = None) -> Similarity:
+    """Every pair of learners (and each learner against the reference, when given) whose
+    share in common reaches the threshold (a side of at least the minimum length)."""
+    threshold, min_length = settings.threshold, settings.min_length
+    readable = [e for e in entries if not e.problem and e.tokens >= min_length]
+    candidates = [(a, b) for i, a in enumerate(readable) for b in readable[i + 1:]]
+    if reference_entry is not None:
+        candidates += [(a, reference_entry) for a in readable]
+    pairs = []
+    for a, b in candidates:
+        pair = compare_pair(a, b)
+        if pair.share(min_length) >= threshold:
+            pairs.append(pair)
+    pairs.sort(key=lambda p: (-p.share(min_length), p.a.name, p.b.name))
+    for number, pair in enumerate(pairs, start=1):
+        pair.page = f"{SIMILARITY_PAGES}/pair-{number:03d}.html"
+    return Similarity(settings, entries, pairs)
+
+
+def run(submissions: Path, settings: Settings = Settings(), time_limit: float = 900.0) -> Similarity:
+    """Read every submission of the folder as the batch does, and compare them."""
+    kit = stubs()
+    with tempfile.TemporaryDirectory(prefix="mlflow-kit-similarity-") as scratch:
+        entries = [read_submission(s, Path(scratch) / f"learner-{n}", kit, time_limit)
+                   for n, s in enumerate(collect(submissions))]
+    return compare(entries, settings, reference(settings.against, kit) if settings.against else None)
+
+
+# ---- what is written ------------------------------------------------------------------
+
+def rows(found: Similarity) -> list[dict]:
+    """similarity.csv: a row per listed pair and function it shares (at the threshold)."""
+    lines = []
+    for pair in found.pairs:
+        for shared in pair.listed_functions(found.settings.threshold) or pair.functions[:1]:
+            lines.append({"learner_a": pair.a.name, "learner_b": pair.b.name,
+                          "pair_share": f"{pair.share(found.settings.min_length):.2f}", "function": shared.function,
+                          "share_a": f"{shared.share_a:.2f}", "share_b": f"{shared.share_b:.2f}",
+                          "tokens_a": shared.tokens_a, "tokens_b": shared.tokens_b, "page": pair.page})
+    return lines
+
+
+def write_all(out: Path, found: Similarity) -> Path:
+    """similarity.csv, the pairs' pages, and report.html with the section: the batch's
+    report when ``out`` holds its gradebook, else a page of the section alone."""
+    from grader.batch import report
+    from grader.batch.outputs import GRADEBOOK, REPORT
+
+    out.mkdir(parents=True, exist_ok=True)
+    write(out, found)
+    gradebook = out / GRADEBOOK
+    if gradebook.is_file():
+        header, graded = sheets.read_csv(gradebook)
+        roster = header[1:header.index("status")] if "status" in header else []
+        return report.write(out, graded, roster, section(found))
+    replace_file(out / REPORT, report.page("Similar submissions", section(found), report.STYLE))
+    return out / REPORT
+
+
+def write(out: Path, found: Similarity) -> None:
+    """similarity.csv and one page per listed pair (the pages of an earlier run removed)."""
+    pages = out / SIMILARITY_PAGES
+    try:
+        if not stat.S_ISDIR(os.lstat(pages).st_mode):
+            pages.unlink()
+    except FileNotFoundError:
+        pass
+    pages.mkdir(exist_ok=True)
+    for old in pages.iterdir():
+        if re.fullmatch(r"pair-\d+\.html", old.name) and old.is_file() and not old.is_symlink():
+            old.unlink()
+    for pair in found.pairs:
+        replace_file(out / pair.page, pair_page(pair, found))
+    sheets.write_csv(out / SIMILARITY, CSV_COLUMNS, rows(found), excel=False)
+
+
+PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+p { max-width: 60em; }
+.side { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; }
+pre { background: #f7f7f7; border: 1px solid #ddd; padding: .6em; overflow-x: auto; font-size: .85em; margin: 0; }
+mark { background: #ffe08a; }
+h3 { margin-top: 1.6em; }
+h4 { margin: .3em 0; overflow-wrap: anywhere; }
+"""
+
+
+def _highlighted(text: str, slices: list[tuple[int, int]]) -> str:
+    """``text`` escaped, its control characters shown, the shared slices in <mark>."""
+    parts, at = [], 0
+    for start, end in sorted(slices):
+        start, end = max(start, at), min(end, len(text))
+        if start >= end:
+            continue
+        parts.append(html.escape(visible(text[at:start])))
+        parts.append("<mark>" + html.escape(visible(text[start:end])) + "</mark>")
+        at = end
+    parts.append(html.escape(visible(text[at:])))
+    return "".join(parts)
+
+
+def pair_page(pair: Pair, found: Similarity) -> str:
+    from grader.batch.report import page
+
+    a, b = html.escape(printable(pair.a.name)), html.escape(printable(pair.b.name))
+    body = [f"<h1>{a} and {b}</h1>",
+            f"<p>Of all {a} wrote ({pair.a.tokens} tokens, the stub's taken away), {pair.share_a:.0%} is in {b}'s "
+            f"code too; of all {b} wrote ({pair.b.tokens} tokens), {pair.share_b:.0%} is in {a}'s. "
+            "Highlighted: the code both hold, compared with every name made alike and comments left out. "
+            "A similarity is a place to look, not a finding: code the docstrings spell out looks alike anyway.</p>",
+            "<p><a href='../report.html'>Back to the class report</a></p>"]
+    listed = {id(s) for s in pair.listed_functions(found.settings.threshold)}
+    for shared in pair.functions:
+        note = "" if id(shared) in listed else " (below the threshold)"
+        body.append(f"<h3 id='{html.escape(shared.function)}'><code>{html.escape(shared.function)}</code>: "
+                    f"{shared.share_a:.0%} of {a}'s, {shared.share_b:.0%} of {b}'s{note}</h3>")
+        body.append("<div class='side'>"
+                    f"<div><h4>{a}</h4><pre>{_highlighted(pair.a.functions[shared.function].text, shared.slices_a)}</pre></div>"
+                    f"<div><h4>{b}</h4><pre>{_highlighted(pair.b.functions[shared.function].text, shared.slices_b)}</pre></div>"
+                    "</div>")
+    return page(f"Similar code: {printable(pair.a.name)} and {printable(pair.b.name)}", "\n".join(body), PAGE_STYLE)
+
+
+def section(found: Similarity) -> str:
+    """report.html's section: the listed pairs, each linking to its page."""
+    from grader.batch.report import plain_table
+
+    esc = html.escape
+    against = f", and each learner against the kit's {esc(found.settings.against)}" if found.settings.against else ""
+    intro = (f"<h2 id='similarity'>Similar submissions</h2><p>Pairs of learners{against} whose own code (what is left "
+             f"of each function once the stub's text is taken away, names made alike, comments left out) is at "
+             f"least {found.settings.threshold:.0%} in common, for a side that wrote at least {found.settings.min_length} tokens "
+             f"of its own. A list to look at: code the docstrings spell out step by step looks alike anyway. "
+             f"Each pair's page shows the shared code side by side; similarity.csv has the figures.</p>")
+    unreadable = found.unreadable
+    if unreadable:
+        intro += (f"<p>{len(unreadable)} submission(s) could not be read and were not compared: "
+                  f"{esc(printable(', '.join(e.name for e in unreadable)))}.</p>")
+    if not found.pairs:
+        return intro + f"<p id='similar-none'>No pair of the {len(found.entries)} submissions reaches it.</p>"
+    lines = []
+    for pair in found.pairs:
+        functions = ", ".join(f"<code>{esc(s.function)}</code> {s.share:.0%}"
+                              for s in pair.listed_functions(found.settings.threshold))
+        lines.append([esc(printable(pair.a.name)), esc(printable(pair.b.name)), f"{pair.share(found.settings.min_length):.0%}",
+                      functions or "–", f"<a href='{esc(pair.page)}'>side by side</a>"])
+    return intro + plain_table(["learner", "learner", "share in common", "functions (share)", ""], lines, "similar")
