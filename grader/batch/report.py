@@ -35,6 +35,7 @@ th[aria-sort=descending] button::after { content: " \\25BC"; }
 td.full { background: #c8e6c9; } td.part { background: #ffe0a3; } td.zero { background: #f4b8b8; }
 td.none { color: #888; }
 .why { max-width: 30em; overflow-wrap: anywhere; }
+.nowrap { white-space: nowrap; }
 #learners { font-size: .85em; }
 #learners td, #learners th { padding: .15em .2em; white-space: nowrap; }
 #learners td.learner, #learners td.student, #learners td.why { max-width: 9em; overflow: hidden; text-overflow: ellipsis; }

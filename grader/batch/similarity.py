@@ -89,10 +89,18 @@ class Written:
         return {**self.__dict__, "_made": None}
 
     def in_text(self, slices) -> list[tuple[int, int]]:
-        """copydetect's slices of the normalised code, as (start, end) in the text."""
+        """copydetect's slices of the normalised code, as (start, end) in the text: its
+        tokens, joined across the white space between them but not across a comment."""
         _, starts, ends = self._fingerprinted()
-        return [(starts[int(a)], ends[int(b) - 1]) for a, b in zip(slices[0], slices[1]) if b > a] \
-            if len(slices) and len(slices[0]) else []
+        found: list[tuple[int, int]] = []
+        for first, last in zip(*slices) if len(slices) and len(slices[0]) else ():
+            for index in range(int(first), min(int(last), len(starts))):
+                start, end = starts[index], ends[index]
+                if found and (start <= found[-1][1] or not self.text[found[-1][1]:start].strip()):
+                    found[-1] = (found[-1][0], max(end, found[-1][1]))
+                else:
+                    found.append((start, end))
+        return found
 
 
 @dataclass
@@ -527,6 +535,7 @@ PAGE_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 p { max-width: 60em; }
 .side { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; }
+.side > div { min-width: 0; }
 pre { background: #f7f7f7; border: 1px solid #ddd; padding: .6em; overflow-x: auto; font-size: .85em; margin: 0; }
 mark { background: #ffe08a; }
 h3 { margin-top: 1.6em; }
@@ -575,7 +584,8 @@ def section(found: Similarity) -> str:
     from grader.batch.report import plain_table
 
     esc = html.escape
-    against = f", and each learner against the kit's {esc(found.settings.against)}" if found.settings.against else ""
+    against = (f" (and each learner with the kit's reference {esc(found.settings.against)}, named "
+               f"{esc(AGAINST[found.settings.against])})") if found.settings.against else ""
     intro = (f"<h2 id='similarity'>Similar submissions</h2><p>Pairs of learners{against} whose own code (what is left "
              f"of each function once the stub's text is taken away, names made alike, comments left out) is at "
              f"least {found.settings.threshold:.0%} in common, for a side that wrote at least {found.settings.min_length} tokens "
@@ -589,8 +599,10 @@ def section(found: Similarity) -> str:
         return intro + f"<p id='similar-none'>No pair of the {len(found.entries)} submissions reaches it.</p>"
     lines = []
     for pair in found.pairs:
-        functions = ", ".join(f"<code>{esc(s.function)}</code> {s.share:.0%}"
-                              for s in pair.listed_functions(found.settings.threshold))
+        listed = pair.listed_functions(found.settings.threshold)
+        functions = f"{len(listed)} of the {len(pair.functions)} both wrote: " + ", ".join(
+            f"<code>{esc(s.function)}</code> {s.share:.0%}" for s in listed)
         lines.append([esc(printable(pair.a.name)), esc(printable(pair.b.name)), f"{pair.share(found.settings.min_length):.0%}",
-                      functions or "–", f"<a href='{esc(pair.page)}'>side by side</a>"])
+                      f"<span class='why'>{functions}</span>",
+                      f"<a class='nowrap' href='{esc(pair.page)}'>side by side</a>"])
     return intro + plain_table(["learner", "learner", "share in common", "functions (share)", ""], lines, "similar")
