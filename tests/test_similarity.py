@@ -194,3 +194,24 @@ def test_a_real_batch_lists_the_disguised_copy_in_its_report(tmp_path):
         marked = pair.value("document.querySelectorAll('mark').length")
         assert marked > 20, marked
         pair.screenshot(shots / "similarity-pair.png", full_page=False)
+
+
+def test_the_command_writes_the_list_and_refuses_what_it_cannot_read(tmp_path):
+    import subprocess
+    import sys
+
+    learner(tmp_path / "class" / "kim", REPO / "solutions", disguised=8)
+    command = [sys.executable, "-m", "grader", "similarity", str(tmp_path / "class"), "--out", str(tmp_path / "out")]
+    done = subprocess.run([*command, "--against", "solutions"], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    assert done.returncode == 0, done.stderr
+    assert "kim ~ solutions/" in done.stderr
+    assert "id='similarity'" in (tmp_path / "out" / "report.html").read_text()
+    assert (tmp_path / "out" / "similarity" / "pair-001.html").is_file()
+    refused = subprocess.run([*command[:4], str(tmp_path / "nothing"), "--out", str(tmp_path / "out")], cwd=REPO,
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "is not a folder" in refused.stderr
+    batch = subprocess.run([sys.executable, "-m", "grader", "batch", str(tmp_path / "class"), "--out",
+                            str(tmp_path / "graded"), "--against", "solutions"], cwd=REPO, capture_output=True, text=True)
+    assert batch.returncode == 2 and "go with --similarity" in batch.stderr
+    assert not (tmp_path / "graded" / "gradebook.csv").exists()
