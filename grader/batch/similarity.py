@@ -432,7 +432,7 @@ def shares_in_common(everyone: list[Entry]):
 def compare(entries: list[Entry], settings: Settings = Settings(), reference_entry: Entry | None = None) -> Similarity:
     """Every pair of learners (and each learner against the reference, when given) whose
     share in common reaches the threshold (a side of at least the minimum length)."""
-    readable = [e for e in entries if not e.problem and e.tokens >= settings.min_length]
+    readable = [e for e in entries if not e.problem and e.tokens]
     everyone = readable + ([reference_entry] if reference_entry is not None else [])
     shares = shares_in_common(everyone)
     counts = [e.tokens >= settings.min_length for e in everyone]
@@ -601,6 +601,10 @@ def section(found: Similarity) -> str:
     if unreadable:
         intro += (f"<p>{len(unreadable)} submission(s) could not be read and were not compared: "
                   f"{esc(printable(', '.join(e.name for e in unreadable)))}.</p>")
+    short = [e for e in found.entries if not e.problem and e.tokens < found.settings.min_length]
+    if short:
+        intro += (f"<p>{len(short)} of the {len(found.entries)} submissions hold fewer than {found.settings.min_length} "
+                  "tokens of their own: what they share counts only on the other side of a pair.</p>")
     if not found.pairs:
         return intro + f"<p id='similar-none'>No pair of the {len(found.entries)} submissions reaches it.</p>"
     lines = []
