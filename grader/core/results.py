@@ -13,6 +13,12 @@ from grader.core.catalogue import Catalogue, Exercise
 STATUS_ORDER = ("not_attempted", "error", "failed", "passed")
 
 
+def test_name(exercise: Exercise, check: str) -> str:
+    """A check's name in results.json (``ex01_tracking.log_run: params and metrics``): the
+    platforms' packages name their tests and steps by it too."""
+    return f"{exercise.key}: {check.replace('_', ' ')}"
+
+
 @dataclass
 class CheckResult:
     exercise: Exercise
@@ -84,7 +90,7 @@ class Grade:
                 noted.add(c.exercise.key)
                 output = "\n".join([output, *(f"Note: {n}" for n in self.notes[c.exercise.key])]).strip()
             tests.append({
-                "name": f"{c.exercise.key}: {c.check.replace('_', ' ')}",
+                "name": test_name(c.exercise, c.check),
                 "score": c.earned,
                 "max_score": c.points,
                 "status": "passed" if c.status == "passed" else "failed",
