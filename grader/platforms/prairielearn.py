@@ -49,16 +49,15 @@ class PrairieLearnResult:
     score: float | None = None  # 0 to 1
     output: str = ""  # the kit's feedback.md
     tests: list[PrairieLearnTest] = field(default_factory=list)
-    extra_data: dict = field(default_factory=dict)
 
     @classmethod
     def from_grading(cls, grading: PlatformGrading) -> "PrairieLearnResult":
         if grading.problem is not None:
-            return cls(False, f"Your submission could not be graded: {grading.problem}", extra_data=grading.extra_data())
+            return cls(False, f"Your submission could not be graded: {grading.problem}")
         tests = [PrairieLearnTest(test["name"], test["score"], test["max_score"], said_in_text(grading, test))
                  for test in grading.tests()]
         return cls(True, f"{grading.score}/{grading.max_score} points (seed {grading.seed})",
-                   grading.score / grading.max_score, grading.feedback, tests, grading.extra_data())
+                   grading.score / grading.max_score, grading.feedback, tests)
 
     def to_json(self) -> dict:
         return {key: value for key, value in asdict(self).items() if value is not None}
