@@ -12,7 +12,7 @@ code; AUTHORING.md says how to add an exercise. In short:
 - ``sandbox/``            the wall learner code runs behind: ``protocol.py`` (what crosses it),
                           ``worker.py`` and its siblings inside, ``client.py`` outside.
 - ``host/``               warm grading hosts (batch slots, notebook kernels, watch).
-- ``batch/``, ``learner/``, ``inspect/``, ``authoring/``: the commands of ``python -m grader``.
+- ``batch/``, ``learner/``, ``inspect/``, ``platforms/``, ``authoring/``: the commands of ``python -m grader``.
 - ``notebook.py``         ``check(module, function)``: a notebook cell grading one exercise.
 """
 from pathlib import Path

@@ -121,6 +121,12 @@ def package(platform: str, out: Path, *args: str) -> subprocess.CompletedProcess
                           cwd=REPO, capture_output=True, text=True, timeout=120, env=kit_env())
 
 
+def packaged(platform: str, out: Path, *args: str) -> Path:
+    made = package(platform, out, *args)
+    assert made.returncode == 0, made.stderr
+    return out
+
+
 def _solution_regions() -> list[str]:
     """The code of every solution of more than one line, as it stands between its markers (a
     one-line answer, such as save_local's, is the hint's own words and the checks' set-up)."""
@@ -133,9 +139,7 @@ def _solution_regions() -> list[str]:
 
 
 def _package_files(platform: str, tmp: Path) -> dict[str, bytes]:
-    out = tmp / ("gradescope.zip" if platform == "gradescope" else platform)
-    made = package(platform, out)
-    assert made.returncode == 0, made.stderr
+    out = packaged(platform, tmp / ("gradescope.zip" if platform == "gradescope" else platform))
     if platform == "gradescope":
         with zipfile.ZipFile(out) as bundle:
             return {name: bundle.read(name) for name in bundle.namelist()}
@@ -180,6 +184,18 @@ def in_bwrap(folder: Path, mount: str, command: list[str]) -> subprocess.Complet
                           capture_output=True, text=True, timeout=600, env=env)
 
 
+def run_platform(folder: Path, mount: str, handed: Path, submission: str, entry: str, schema: dict) -> dict:
+    """The platform's run: the learner's files in ``mount/submission``, its entry point run
+    there, and the results file it wrote, valid against the platform's ``schema``."""
+    shutil.copytree(handed, folder / submission)
+    (folder / "results").mkdir()
+    ran = in_bwrap(folder, mount, [f"{mount}/{entry}"])
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    results = json.loads((folder / "results" / "results.json").read_text())
+    jsonschema.validate(results, schema)
+    return results
+
+
 def _unzip(archive: Path, folder: Path) -> None:
     """As Gradescope does, scripts keeping their mode."""
     with zipfile.ZipFile(archive) as bundle:
@@ -196,10 +212,7 @@ def _no_raw_control(text: str) -> None:
 
 @pytest.fixture(scope="module")
 def gradescope_zip(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("gradescope") / "autograder.zip"
-    made = package("gradescope", out, "--visibility", "after_due_date")
-    assert made.returncode == 0, made.stderr
-    return out
+    return packaged("gradescope", tmp_path_factory.mktemp("gradescope") / "autograder.zip", "--visibility", "after_due_date")
 
 
 GRADESCOPE_VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
@@ -230,12 +243,7 @@ def test_gradescope_scores_as_the_kit(case, gradescope_zip, handed_in, kit, tmp_
     _unzip(gradescope_zip, autograder / "source")
     assert {"setup.sh", "run_autograder"} <= {p.name for p in (autograder / "source").iterdir()}, "at the zip's root"
     shutil.copy(autograder / "source" / "run_autograder", autograder / "run_autograder")  # as Gradescope's build does
-    shutil.copytree(handed_in[case], autograder / "submission")
-    (autograder / "results").mkdir()
-    ran = in_bwrap(autograder, "/autograder", ["/autograder/run_autograder"])
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    results = json.loads((autograder / "results" / "results.json").read_text())
-    jsonschema.validate(results, GRADESCOPE_SCHEMA)
+    results = run_platform(autograder, "/autograder", handed_in[case], "submission", "run_autograder", GRADESCOPE_SCHEMA)
     assert results["visibility"] == "after_due_date" and results["output_format"] == "md"
     assert results["extra_data"]["seed"] == SEED
     if case == "broken_zip":  # Gradescope has no "ungradable": 0, and the output says why
@@ -271,10 +279,7 @@ PRAIRIELEARN_SCHEMA = {
 
 @pytest.fixture(scope="module")
 def prairielearn_course(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("prairielearn") / "course"
-    made = package("prairielearn", out)
-    assert made.returncode == 0, made.stderr
-    return out
+    return packaged("prairielearn", tmp_path_factory.mktemp("prairielearn") / "course")
 
 
 def test_a_prairielearn_question_grades_externally_with_the_kit(prairielearn_course):
@@ -293,12 +298,8 @@ def test_a_prairielearn_question_grades_externally_with_the_kit(prairielearn_cou
 def test_prairielearn_scores_as_the_kit(case, prairielearn_course, handed_in, kit, tmp_path):
     grade_folder = tmp_path / "grade"
     shutil.copytree(prairielearn_course / "serverFilesCourse", grade_folder / "serverFilesCourse")
-    shutil.copytree(handed_in[case], grade_folder / "student")
-    (grade_folder / "results").mkdir()
-    ran = in_bwrap(grade_folder, "/grade", ["/grade/serverFilesCourse/mlflow_kit/run_grader"])
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    results = json.loads((grade_folder / "results" / "results.json").read_text())
-    jsonschema.validate(results, PRAIRIELEARN_SCHEMA)
+    results = run_platform(grade_folder, "/grade", handed_in[case], "student", "serverFilesCourse/mlflow_kit/run_grader",
+                           PRAIRIELEARN_SCHEMA)
     if case == "broken_zip":  # not a 0: ungradable, with the reason, and the learner keeps the attempt
         assert results["gradable"] is False and "score" not in results
         assert "the .zip cannot be read" in results["message"], results["message"]
@@ -316,10 +317,7 @@ def test_prairielearn_scores_as_the_kit(case, prairielearn_course, handed_in, ki
 # --------------------------------------------------------------------------- GitHub Classroom
 @pytest.fixture(scope="module")
 def classroom_template(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("classroom") / "template"
-    made = package("github-classroom", out)
-    assert made.returncode == 0, made.stderr
-    return out
+    return packaged("github-classroom", tmp_path_factory.mktemp("classroom") / "template")
 
 
 def _workflow(template: Path) -> dict:
@@ -387,7 +385,7 @@ def test_github_classroom_scores_as_the_kit(case, classroom_template, handed_in,
     graded = _run(grading["run"], repository, {**env, **grading["env"]})
     assert graded.returncode == 0, graded.stderr[-3000:]
     graders = [s for s in steps if s.get("uses") == COMMAND_GRADER]
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(8) as pool:  # some sixty small processes
         verdicts = list(pool.map(lambda s: _run(s["with"]["command"], repository, env), graders))
     earned = {s["name"]: s["with"]["max-score"] if v.returncode == 0 else 0 for s, v in zip(graders, verdicts)}
     if case == "broken_zip":

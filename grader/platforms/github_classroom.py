@@ -9,7 +9,8 @@ points: a function with some checks met earns those points, as in `pytest grader
 kit grades the repository once, in the step before them
 (`python3 -m grader.platforms.github_classroom grade`, which prints the kit's feedback to
 the run's log), and each check's step reads its verdict
-(`python3 -m grader.platforms.github_classroom verdict NAME`).
+(`python3 -m grader.platforms.github_classroom verdict NAME`), importing nothing of the
+grader's but this file: a workflow has some sixty of them.
 """
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from grader.platforms.grading import PlatformGrading, grade, said_in_text, write_json
 from grader.platforms.package import Package
+
+if TYPE_CHECKING:
+    from grader.platforms.grading import PlatformGrading
 
 WORKFLOW = ".github/workflows/classroom.yml"
 RESULTS = Path(".kit-grade") / "results.json"  # in the repository's checkout, where every step runs
@@ -50,7 +54,9 @@ class ClassroomResult:
     checks: list[ClassroomCheck] = field(default_factory=list)
 
     @classmethod
-    def from_grading(cls, grading: PlatformGrading) -> "ClassroomResult":
+    def from_grading(cls, grading: "PlatformGrading") -> "ClassroomResult":
+        from grader.platforms.grading import said_in_text
+
         checks = [ClassroomCheck(test["name"], test["score"], test["max_score"], test["status"] == "passed",
                                  said_in_text(grading, test)) for test in grading.tests()]
         return cls(grading.score, grading.max_score, grading.seed, grading.problem, checks)
@@ -174,6 +180,8 @@ def package(seed: int | None = None) -> Package:
 
 
 def _grade(args: argparse.Namespace) -> int:
+    from grader.platforms.grading import grade, write_json
+
     grading = grade(Path.cwd(), args.seed)
     write_json(RESULTS, ClassroomResult.from_grading(grading).to_json())
     print(grading.feedback)  # the learner reads it in the run's log
