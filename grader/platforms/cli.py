@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from grader.sandbox.protocol import Exit
+from grader.ground.exits import Exit
 
 PLATFORMS = {
     "gradescope": "an autograder zip: setup.sh, run_autograder and the kit (upload it as the assignment's autograder)",

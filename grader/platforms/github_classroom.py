@@ -57,7 +57,7 @@ class ClassroomResult:
     def from_grading(cls, grading: "PlatformGrading") -> "ClassroomResult":
         from grader.platforms.grading import said_in_text
 
-        checks = [ClassroomCheck(test["name"], test["score"], test["max_score"], test["status"] == "passed",
+        checks = [ClassroomCheck(test.name, test.score, test.max_score, test.status == "passed",
                                  said_in_text(grading, test)) for test in grading.tests()]
         return cls(grading.score, grading.max_score, grading.seed, grading.problem, checks)
 

@@ -49,9 +49,9 @@ class GradescopeResult:
     @classmethod
     def from_grading(cls, grading: PlatformGrading, visibility: str, stdout_visibility: str) -> "GradescopeResult":
         numbers = test_numbers()
-        tests = [GradescopeTest(test["name"], numbers[test["name"]], test["score"], test["max_score"], test["status"],
+        tests = [GradescopeTest(test.name, numbers[test.name], test.score, test.max_score, test.status,
                                 said_in_markdown(grading, test), visibility) for test in grading.tests()]
-        seconds = (grading.results or {}).get("execution_time", 0.0)
+        seconds = grading.results.execution_time if grading.results else 0.0
         # Gradescope has no "ungradable": a submission that cannot be graded scores 0, and its output says why.
         return cls(grading.score, seconds, grading.feedback, visibility, stdout_visibility, tests, grading.extra_data())
 

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from grader.batch.collect import Source, Submission
 from grader.core import catalogue
+from grader.core.results import HINT, Results, TestEntry
 from grader.core.submission import SubmissionError, zip_folder
 from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
 
@@ -40,7 +41,7 @@ class PlatformGrading:
     """One learner graded on a platform: the kit's results.json and feedback.md, or
     ``problem``, why the submission could not be graded at all (then ``results`` is None)."""
 
-    results: dict | None
+    results: Results | None
     feedback: str  # Markdown, the kit's feedback.md
     seed: int
     max_score: int
@@ -49,18 +50,18 @@ class PlatformGrading:
 
     @property
     def score(self) -> int:
-        return self.results["score"] if self.results else 0
+        return self.results.score if self.results else 0
 
     def extra_data(self) -> dict:
-        extra = (self.results or {}).get("extra_data", {})
+        extra = self.results.to_json()["extra_data"] if self.results else {}
         return {key: extra[key] for key in KEPT_EXTRA if key in extra} | {"seed": self.seed}
 
     def summary(self) -> str:
         """One line for the platform's log (the instructor's)."""
         return f"score {self.score}/{self.max_score}, seed {self.seed}" + (f": not graded: {self.problem}" if self.problem else "")
 
-    def tests(self) -> list[dict]:
-        return list(self.results["tests"]) if self.results else []
+    def tests(self) -> list[TestEntry]:
+        return list(self.results.tests) if self.results else []
 
 
 def module_files() -> set[str]:
@@ -139,26 +140,26 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(partial, path)
 
 
-def exercise_of(test: dict) -> catalogue.Exercise:
+def exercise_of(test: TestEntry) -> catalogue.Exercise:
     """The function a test of results.json checks, from its name (core/results.py's test_name)."""
-    module, function = str(test["name"]).split(":")[0].split(".", 1)
+    module, function = test.function.split(".", 1)
     return catalogue.load().exercise(module, function)
 
 
-def said(grading: PlatformGrading, test: dict) -> tuple[str, str, str]:
+def said(grading: PlatformGrading, test: TestEntry) -> tuple[str, str, str]:
     """(message, hint, notes) the kit wrote for one check, the learner's text in the
     learner's terms (a notebook's cells, not the modules made from it); the hint only where
     the kit gave it (a check not met, in a module that runs)."""
     from grader.batch.feedback import in_notebook_terms
 
     hint = exercise_of(test).hint
-    message, hinted, notes = str(test.get("output", "")).partition(f"\nHint: {hint}")
+    message, hinted, notes = test.output.partition(f"{HINT}{hint}")
     if grading.source is not None and grading.source.kind == "notebook":
         message, notes = in_notebook_terms(message, grading.source), in_notebook_terms(notes, grading.source)
     return message.strip(), hint if hinted else "", notes.strip()
 
 
-def said_in_markdown(grading: PlatformGrading, test: dict) -> str:
+def said_in_markdown(grading: PlatformGrading, test: TestEntry) -> str:
     """One check's output as Markdown: the learner's text fenced (never read as Markdown or
     HTML), the hint as the kit wrote it."""
     from grader.batch.feedback import code_block
@@ -170,7 +171,7 @@ def said_in_markdown(grading: PlatformGrading, test: dict) -> str:
     return "\n".join(lines).strip("\n")
 
 
-def said_in_text(grading: PlatformGrading, test: dict) -> str:
+def said_in_text(grading: PlatformGrading, test: TestEntry) -> str:
     """One check's output as plain text, for a platform that shows it as it is."""
     message, hint, notes = said(grading, test)
     return "\n".join(part for part in (message, hint and f"Hint: {hint}", notes) if part)

@@ -54,7 +54,7 @@ class PrairieLearnResult:
     def from_grading(cls, grading: PlatformGrading) -> "PrairieLearnResult":
         if grading.problem is not None:
             return cls(False, f"Your submission could not be graded: {grading.problem}")
-        tests = [PrairieLearnTest(test["name"], test["score"], test["max_score"], said_in_text(grading, test))
+        tests = [PrairieLearnTest(test.name, test.score, test.max_score, said_in_text(grading, test))
                  for test in grading.tests()]
         return cls(True, f"{grading.score}/{grading.max_score} points (seed {grading.seed})",
                    grading.score / grading.max_score, grading.feedback, tests)
