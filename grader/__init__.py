@@ -6,13 +6,14 @@ code; AUTHORING.md says how to add an exercise. In short:
 - ``catalogue.toml``      the exercises, their checks, points and hints: the one source of truth.
 - ``test_ex0*.py``        the checks, one class per curriculum function, one test per check,
                           with the sandbox steps they use.
-- ``plugin.py``           the pytest plugin: a grading's state, the learner's summary, ``--grade-json``.
+- ``plugin.py``           the pytest plugin: ``GradingPlugin``, a grading's hooks, fixtures and state.
 - ``core/``               what the checks stand on: the catalogue, the grading session, stores,
                           seeded inputs, outcomes, results, and reading submissions.
 - ``sandbox/``            the wall learner code runs behind: ``protocol.py`` (what crosses it),
                           ``worker.py`` and its siblings inside, ``client.py`` outside.
+- ``ground/``             below both: exit codes, learner-writable files, processes.
 - ``host/``               warm grading hosts (batch slots, notebook kernels, watch).
-- ``batch/``, ``learner/``, ``inspect/``, ``authoring/``: the commands of ``python -m grader``.
+- ``batch/``, ``learner/``, ``inspect/``, ``platforms/``, ``authoring/``: the commands of ``python -m grader``.
 - ``notebook.py``         ``check(module, function)``: a notebook cell grading one exercise.
 """
 from pathlib import Path

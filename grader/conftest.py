@@ -1,6 +1,7 @@
-"""`pytest grader` loads the kit's plugin from here (hooks and fixtures live in plugin.py)."""
+"""`pytest grader` registers the kit's plugin from here: the module hooks below make a
+GradingPlugin (grader/plugin.py) for the session, whose hooks and fixtures do the rest."""
 try:
-    from grader.plugin import *  # noqa: F401,F403
+    from grader.plugin import pytest_addoption, pytest_configure, pytest_unconfigure  # noqa: F401
 except ModuleNotFoundError as error:  # a Python without the kit's packages: one plain line, not a traceback
     import pytest
 

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import atexit
 import difflib
-import json
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.core import catalogue, files
+from grader.core import catalogue
+from grader.ground import files
 from grader.core.board import NOT_RUN, UNCHECKED, Board, Entry
 from grader.core.options import grading_args, new_seed
 from grader.core.places import Places
@@ -214,6 +214,7 @@ def _not_attempted(exercise: catalogue.Exercise, seed: int) -> tuple[list[str], 
 def _grade(ran: Ran, exercises: list[catalogue.Exercise], seed: int) -> tuple[list[str], str, int]:
     """Grade ``exercises`` on the kernel's code: (the summary's lines, the status and points
     of the first); the kernel's board takes in the verdicts."""
+    from grader.core.results import read_grading
     from grader.core.submission import write_modules
 
     with tempfile.TemporaryDirectory(prefix="mlflow-kit-notebook-", dir=scratch_parent()) as scratch:
@@ -221,17 +222,17 @@ def _grade(ran: Ran, exercises: list[catalogue.Exercise], seed: int) -> tuple[li
         write_modules(ran.code, ran.places, folder / "src")
         results, log = folder / "results.json", folder / "pytest.log"
         kernel = _kernel()
-        kernel.start_host().grade(grading_args(folder / "src", seed=seed, results=results, only=exercises),
+        kernel.start_host().grade(grading_args(folder / "src", seed=seed, results=results, only=exercises, progress=False),
                                   cwd=folder, log=log, timeout=CHECK_TIMEOUT)
-        graded = json.loads(results.read_text()) if results.exists() else None
+        graded, tail = read_grading(results, log, 20)
         output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     if graded is not None:
         kernel.board.record(graded)
-    result = (graded or {}).get("extra_data", {}).get("exercises", {}).get(exercises[0].key)
+    result = graded.exercises.get(exercises[0].key) if graded is not None else None
     if result is None:  # the grader itself could not run: say why, on stdout
-        tail = output.strip().splitlines()[-20:]
+        tail = tail or output.strip().splitlines()[-20:]
         return ["The grader could not check this function:", *tail], "error", 0
-    return _summary_lines(output), result["status"], result["score"]
+    return _summary_lines(output), result.status, result.score
 
 
 def _view(ran: Ran) -> tuple[Board, Places]:

@@ -4,14 +4,16 @@ Options are declared in grader/core/options.py. Each test is one check of the ca
 its file names the module (``test_ex01_tracking.py``), its class the function
 (``Test_log_run``), its method the check (``test_params_and_metrics``).
 
-A grading's state is one ``GradingRun``, kept in the config's stash (as pytest's own
-junitxml keeps its report): its hooks and fixtures read and fill it, nothing else does.
-A warm grading host lends its worker by passing ``LendWorker`` to ``pytest.main``.
+A grading is one ``GradingPlugin`` object, as pytest's own junitxml is one ``LogXML``:
+the module's ``pytest_configure`` registers one and keeps it in the config's stash under
+``PLUGIN``, or takes the one a warm grading host passed to ``pytest.main(args,
+plugins=[GradingPlugin(lent=worker)])`` (its learner code then runs in the host's warm
+worker). Its hooks and fixtures read and fill its ``GradingRun``; nothing else does.
+``pytest grader`` reaches the module's three hooks through grader/conftest.py.
 """
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import tempfile
@@ -32,10 +34,11 @@ speedups.one_blas_thread()  # before anything imports NumPy
 # Light imports only up to pytest_configure, which starts the learner-side worker: its
 # imports of MLflow and scikit-learn then overlap with the grader's own.
 from grader import KIT_ROOT  # noqa: E402
-from grader.core import board, catalogue, files, options, summary  # noqa: E402
+from grader.core import board, catalogue, options, summary  # noqa: E402
+from grader.ground import files  # noqa: E402
 from grader.core.outcomes import BrokenModule, LearnerOutcome  # noqa: E402
-from grader.core.places import Places, grader_made  # noqa: E402
-from grader.core.results import CheckResult, Grade  # noqa: E402
+from grader.core.places import Places  # noqa: E402
+from grader.core.results import CheckResult, Grade, Results  # noqa: E402
 from grader.core.source import anything_attempted, fingerprints, one_parse_at_a_time  # noqa: E402
 from grader.core.store import scratch_parent, template_path  # noqa: E402
 from grader.core.submission import TargetError, copy_sources, resolve_target  # noqa: E402
@@ -46,21 +49,6 @@ from grader.sandbox.client import LentWorker, Sandbox  # noqa: E402
 if TYPE_CHECKING:
     from grader.core.session import GradingSession
     from grader.core.tracking_server import TrackingServer
-
-__all__ = [
-    "pytest_addoption", "pytest_configure", "pytest_report_header", "pytest_collection_modifyitems",
-    "pytest_collection_finish", "pytest_runtest_makereport", "pytest_terminal_summary",
-    "pytest_sessionfinish", "grading", "scenario", "learner", "inputs",
-]
-
-
-class LendWorker:
-    """Passed to ``pytest.main(args, plugins=[LendWorker(worker)])`` by a warm grading host
-    (grader/host/main.py): this grading's learner code runs in the host's warm worker,
-    whose sandbox shows the scratch folder it names."""
-
-    def __init__(self, worker: LentWorker):
-        self.worker = worker
 
 
 @dataclass
@@ -86,14 +74,11 @@ class GradingRun:
     setup: Setup | None = None  # None: nothing is graded (--collect-only)
     sandbox_facts: dict | None = None  # how learner code was fenced in, for results.json
     server: "TrackingServer | None" = None  # --tracking-server
-    session: "GradingSession | None" = None  # made once the checks are collected
     checks: list[CheckResult] = field(default_factory=list)
     broken: dict[str, dict] = field(default_factory=dict)  # module -> why it cannot be imported
-    results: dict | None = None  # results.json, once made
-    board: board.Board | None = None  # the whole kit after this grading, once made
 
 
-RUN = pytest.StashKey[GradingRun]()
+PLUGIN_NAME = "mlflow-kit-grading"
 CHECK = pytest.StashKey[tuple[catalogue.Exercise, catalogue.Check]]()
 
 
@@ -106,6 +91,229 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="have learner code log to a real local `mlflow server` that the grader starts and stops "
                          "(one workspace per store), to prove it works against a remote server too; needs the "
                          "network, so not with --isolation bwrap")
+    group.addoption("--no-progress", action="store_true",
+                    help="leave the learner's progress (the board `python -m grader progress` shows) as it was: "
+                         "for a grading of a copy the kit made (a batch's, a notebook's)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register this session's GradingPlugin (or take the one a host passed), and start it."""
+    plugin = next((p for p in config.pluginmanager.get_plugins() if isinstance(p, GradingPlugin)), None)
+    if plugin is None:
+        plugin = GradingPlugin()
+        config.pluginmanager.register(plugin, PLUGIN_NAME)
+    config.stash[PLUGIN] = plugin
+    plugin.configure(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    plugin = config.stash.get(PLUGIN, None)
+    if plugin is not None and config.pluginmanager.get_plugin(PLUGIN_NAME) is plugin:
+        config.pluginmanager.unregister(plugin)
+
+
+class GradingPlugin:
+    """One grading: its hooks and fixtures, and its ``run`` (what it grades, all it found)."""
+
+    def __init__(self, lent: LentWorker | None = None):
+        self.lent = lent  # a warm host's worker, lent to this grading
+        self.config: pytest.Config | None = None
+        self.run: GradingRun | None = None
+        self.session: GradingSession | None = None  # made once the checks are collected
+        self.results: Results | None = None  # results.json, once made
+        self.board: board.Board | None = None  # the whole kit after this grading, once made
+
+    # -- configure
+    def configure(self, config: pytest.Config) -> None:
+        _refuse_unmatched_checks()  # first: before a worker starts, or the checks' modules import MLflow
+        one_parse_at_a_time()  # scenarios and checks run in threads (grader/core/source.py says why)
+        if config.getoption("tbstyle") == "auto":
+            config.option.tbstyle = "no"  # the summary says what failed, in plain words
+            config.option.reportchars = ""
+        # Warnings come from MLflow's internals, not from the learner's code (that runs elsewhere).
+        config.addinivalue_line("filterwarnings", "ignore")
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+        logging.getLogger("alembic").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module="mlflow")
+        target_option = config.getoption("target")
+        try:
+            target = resolve_target(Path(config.invocation_params.dir, target_option) if target_option else KIT_ROOT / "exercises")
+        except TargetError as error:
+            raise pytest.UsageError(f"--target: {error}") from None
+        seed = config.getoption("seed")
+        self.config = config
+        self.run = run = GradingRun(
+            target, Places(target, config.invocation_params.dir), seed if seed is not None else options.new_seed(),
+            # The learner's MLFLOW_* settings are not read while grading, and given back after.
+            {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_") and k != "MLFLOW_DISABLE_TELEMETRY"},
+            lent=self.lent,
+        )
+        _refuse_server_without_network(config)
+        if not config.option.collectonly:
+            _start_worker(config, run)
+            _start_tracking_server(config, run)
+
+    def pytest_report_header(self) -> list[str]:
+        run = self.run
+        return [
+            f"MLflow exercise kit: grading {run.target}",
+            f"seed {run.seed} (reproduce this run with: pytest grader --seed {run.seed})",
+            *([f"learner code logs to an mlflow server at {run.server.url}, started for this session"] if run.server else []),
+        ]
+
+    # -- collection
+    @pytest.hookimpl(trylast=True)  # after pytest's own -k has deselected
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        for item in items:
+            item.stash[CHECK] = _check_of(item)
+        _exactly_the_function(config, items)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # MLflow, scikit-learn and pandas are imported now and stay for the whole session:
+        # the garbage collector need not walk them again (it did, at every full collection and
+        # at exit).
+        gc.freeze()
+        if not session.items or self.run.setup is None:  # --collect-only starts nothing
+            return
+        grading = self._session()
+        classes = {item.cls: catalogue.module_of(item.path) for item in session.items if hasattr(item.cls, "scenario")}
+        # A class marked ``starts_first`` waits on something slow to start (a server): its
+        # scenario goes first, so that wait overlaps the other scenarios instead of ending the grading.
+        for cls in sorted(classes, key=lambda cls: not getattr(cls, "starts_first", False)):
+            grading.start_scenario(cls, classes[cls])
+
+    def _session(self) -> GradingSession:
+        from grader.core.session import GradingSession
+        from grader.core.store import StoreFactory
+
+        if self.session is None:
+            run, setup = self.run, self.run.setup
+            mlflow_patches.speed_up_sqlite_stores()  # before the first store opens
+            server = _tracking_server_stores(run, setup.scratch)
+            # SQLite stores, for the checks that need one even under --tracking-server (apart from its stores,
+            # in a folder made now, before any learner code runs: never a name it could have planted).
+            sqlite = setup.scratch
+            if server:
+                sqlite = setup.scratch / "sqlite-stores"
+                sqlite.mkdir()
+            sqlite = StoreFactory(sqlite, setup.sandbox.template, setup.private)
+            self.session = GradingSession(setup.sources, setup.scratch, run.seed, setup.sandbox,
+                                          timeout=self.config.getoption("call_timeout"), stores=server or sqlite,
+                                          sqlite_stores=sqlite)
+        return self.session
+
+    # -- the fixtures checks use
+    @pytest.fixture(scope="session")
+    def grading(self) -> GradingSession:
+        return self._session()
+
+    @pytest.fixture(scope="class")
+    def scenario(self, request: pytest.FixtureRequest, grading):
+        """What this class's ``scenario`` set up and got from the learner. Every scenario starts
+        on a thread of the session's pool once the checks are collected, ahead of its tests:
+        this waits for it."""
+        try:
+            return grading.scenario(request.cls, catalogue.module_of(request.path))
+        except LearnerOutcome as outcome:
+            return Unavailable(outcome)
+
+    @pytest.fixture(scope="class")
+    def learner(self, request: pytest.FixtureRequest, grading):
+        """The learner's implementation of the function this class checks."""
+        return grading.learner(catalogue.module_of(request.path), catalogue.function_of(request.cls))
+
+    @pytest.fixture(scope="class")
+    def inputs(self, learner, grading):
+        """Random inputs for this function, drawn from the session seed."""
+        return grading.inputs(learner.module, learner.function)
+
+    # -- each check
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        exercise, check = item.stash[CHECK]
+        run = self.run
+        if self.session is not None:
+            self.session.spent(exercise.key, "checks", report.duration)
+        if report.when == "call" and report.passed:
+            run.checks.append(CheckResult(exercise, check.name, check.points, "passed"))
+        elif report.failed and call.excinfo is not None:
+            status, message = _plain_message(call.excinfo)
+            message = run.places.scrub(message)  # no temporary path reaches a learner
+            if isinstance(call.excinfo.value, BrokenModule):
+                run.broken.setdefault(exercise.module, _scrubbed(run.places, call.excinfo.value.problem))
+            run.checks.append(CheckResult(exercise, check.name, check.points, status, message))
+            if status != "error" or isinstance(call.excinfo.value, LearnerOutcome):
+                report.longrepr = message
+        return report
+
+    # -- the grade
+    def grade(self) -> Grade:
+        run, session = self.run, self.session
+        notes = {key: [shown(run.places.scrub(n)) for n in said] for key, said in session.notes.items()} if session else {}
+        return Grade(catalogue.load(), run.checks, run.seed, time.monotonic() - run.started, broken=run.broken, notes=notes)
+
+    def results_json(self) -> Results:
+        """This grading in results.json's format (Gradescope's), with what the board needs."""
+        if self.results is None:
+            run, mode = self.run, self.config.getoption("isolation")
+            extra = {"target": str(run.target), "isolation": mode, "sandbox": run.sandbox_facts or isolation.facts(mode),
+                     "fingerprints": fingerprints(run.setup.sources) if run.setup else {}}
+            if self.session is not None:
+                extra["timing"] = self.session.timing_report()
+                extra["resources"] = self.session.resource_report()
+            self.results = self.grade().results(extra)
+        return self.results
+
+    def keeps_progress(self) -> bool:
+        """A learner's grading of their own folder updates their board (grader/core/board.py);
+        one given --no-progress (a batch's, a notebook's: copies the kit made) does not."""
+        return not self.config.getoption("no_progress") and self.run.setup is not None
+
+    def whole_board(self) -> board.Board:
+        """The whole kit as it stands after this grading: earlier verdicts of unchanged functions too."""
+        if self.board is None:
+            known = board.load(self.run.target) if self.keeps_progress() else board.Board()
+            known.record(self.results_json())
+            self.board = known.against(self.run.setup.sources)
+        return self.board
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        run = self.run
+        if not run.checks:
+            return
+        terminalreporter.section(f"MLflow exercise kit · seed {run.seed}", sep="=", bold=True)
+        command = options.grade_command(self.config.getoption("target"))  # grades the same folder again
+        known = self.whole_board()
+        lines = summary.render(self.grade(), places=run.places, board=known,
+                               next_line=lambda g: known.next_step(run.places, command))
+        for line in lines:
+            terminalreporter.line(line)
+        if self.config.getoption("keep_stores") and self.session is not None:
+            terminalreporter.line(f"Temporary stores kept in {self.session.scratch}")
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        config, run = self.config, self.run
+        path = config.getoption("grade_json")
+        if path:
+            self.results_json().write(Path(config.invocation_params.dir, path))
+        if run.checks:  # now, while the copy of the learner's files is there (the summary comes after)
+            known = self.whole_board()
+            if self.keeps_progress():
+                board.save(run.target, known)
+        if self.session is not None:
+            self.session.close()
+        _stop_tracking_server(run)  # once no scenario talks to it, before its folder goes
+        if run.setup is not None:
+            run.setup.sandbox.close()
+            files.remove_tree(run.setup.private)
+            if not config.getoption("keep_stores"):
+                files.remove_tree(run.setup.scratch)  # learner code filled it: any depth, no link followed
+        os.environ.update(run.saved_env)
+        gc.freeze()  # what the session made dies with the process: no need to collect it first
+
+
+PLUGIN = pytest.StashKey[GradingPlugin]()
 
 
 def _check_of(item: pytest.Item) -> tuple[catalogue.Exercise, catalogue.Check]:
@@ -118,50 +326,6 @@ def _check_of(item: pytest.Item) -> tuple[catalogue.Exercise, catalogue.Check]:
     except KeyError as error:
         raise pytest.UsageError(f"{item.nodeid} is not a check of catalogue.toml: {error}") from None
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    _refuse_unmatched_checks()  # first: before a worker starts, or the checks' modules import MLflow
-    one_parse_at_a_time()  # scenarios and checks run in threads (grader/core/source.py says why)
-    if config.getoption("tbstyle") == "auto":
-        config.option.tbstyle = "no"  # the summary says what failed, in plain words
-        config.option.reportchars = ""
-    # Warnings come from MLflow's internals, not from the learner's code (that runs elsewhere).
-    config.addinivalue_line("filterwarnings", "ignore")
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    logging.getLogger("alembic").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="mlflow")
-    target_option = config.getoption("target")
-    try:
-        target = resolve_target(Path(config.invocation_params.dir, target_option) if target_option else KIT_ROOT / "exercises")
-    except TargetError as error:
-        raise pytest.UsageError(f"--target: {error}") from None
-    seed = config.getoption("seed")
-    run = config.stash[RUN] = GradingRun(
-        target, Places(target, config.invocation_params.dir), seed if seed is not None else options.new_seed(),
-        # The learner's MLFLOW_* settings are not read while grading, and given back after.
-        {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_") and k != "MLFLOW_DISABLE_TELEMETRY"},
-        lent=next((p.worker for p in config.pluginmanager.get_plugins() if isinstance(p, LendWorker)), None),
-    )
-    _refuse_server_without_network(config)
-    if not config.option.collectonly:
-        _start_worker(config, run)
-        _start_tracking_server(config, run)
-
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    run = config.stash[RUN]
-    return [
-        f"MLflow exercise kit: grading {run.target}",
-        f"seed {run.seed} (reproduce this run with: pytest grader --seed {run.seed})",
-        *([f"learner code logs to an mlflow server at {run.server.url}, started for this session"] if run.server else []),
-    ]
-
-
-@pytest.hookimpl(trylast=True)  # after pytest's own -k has deselected
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        item.stash[CHECK] = _check_of(item)
-    _exactly_the_function(config, items)
 
 
 def _refuse_unmatched_checks() -> None:
@@ -184,6 +348,7 @@ def _exactly_the_function(config: pytest.Config, items: list[pytest.Item]) -> No
     if others:
         items[:] = [item for item in items if item not in others]
         config.hook.pytest_deselected(items=others)
+
 
 
 def _start_worker(config: pytest.Config, run: GradingRun) -> None:
@@ -213,29 +378,7 @@ def _start_worker(config: pytest.Config, run: GradingRun) -> None:
     run.setup = Setup(scratch, private, sources, sandbox)
 
 
-def _session(config: pytest.Config) -> GradingSession:
-    from grader.core.session import GradingSession
-    from grader.core.store import StoreFactory
 
-    run = config.stash[RUN]
-    if run.session is None:
-        mlflow_patches.speed_up_sqlite_stores()  # before the first store opens
-        setup = run.setup
-        server = _tracking_server_stores(run, setup.scratch)
-        # SQLite stores, for the checks that need one even under --tracking-server (apart from its stores,
-        # in a folder made now, before any learner code runs: never a name it could have planted).
-        sqlite = setup.scratch
-        if server:
-            sqlite = setup.scratch / "sqlite-stores"
-            sqlite.mkdir()
-        sqlite = StoreFactory(sqlite, setup.sandbox.template, setup.private)
-        run.session = GradingSession(setup.sources, setup.scratch, run.seed, setup.sandbox,
-                                     timeout=config.getoption("call_timeout"), stores=server or sqlite,
-                                     sqlite_stores=sqlite)
-    return run.session
-
-
-# -- --tracking-server: learner code logs to a real local `mlflow server` (grader/core/tracking_server.py)
 def _refuse_server_without_network(config: pytest.Config) -> None:
     if config.getoption("tracking_server") and config.getoption("isolation") == "bwrap":
         raise pytest.UsageError(
@@ -273,36 +416,6 @@ def _stop_tracking_server(run: GradingRun) -> None:
         run.server = None
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    # MLflow, scikit-learn and pandas are imported now and stay for the whole session:
-    # the garbage collector need not walk them again (it did, at every full collection and
-    # at exit).
-    gc.freeze()
-    if not session.items or session.config.stash[RUN].setup is None:  # --collect-only starts nothing
-        return
-    grading = _session(session.config)
-    classes = {item.cls: catalogue.module_of(item.path) for item in session.items if hasattr(item.cls, "scenario")}
-    # A class marked ``starts_first`` waits on something slow to start (a server): its
-    # scenario goes first, so that wait overlaps the other scenarios instead of ending the grading.
-    for cls in sorted(classes, key=lambda cls: not getattr(cls, "starts_first", False)):
-        grading.start_scenario(cls, classes[cls])
-
-
-@pytest.fixture(scope="session")
-def grading(request: pytest.FixtureRequest) -> GradingSession:
-    return _session(request.config)
-
-
-@pytest.fixture(scope="class")
-def scenario(request: pytest.FixtureRequest, grading):
-    """What this class's ``scenario`` set up and got from the learner. Every scenario starts
-    on a thread of the session's pool once the checks are collected, ahead of its tests:
-    this waits for it."""
-    try:
-        return grading.scenario(request.cls, catalogue.module_of(request.path))
-    except LearnerOutcome as outcome:
-        return Unavailable(outcome)
-
 
 class Unavailable:
     """A scenario that ended in a learner outcome: each check that reads it fails with it
@@ -314,20 +427,6 @@ class Unavailable:
     def __getattr__(self, name):
         raise self._outcome
 
-    def __iter__(self):
-        raise self._outcome
-
-
-@pytest.fixture(scope="class")
-def learner(request: pytest.FixtureRequest, grading):
-    """The learner's implementation of the function this class checks."""
-    return grading.learner(catalogue.module_of(request.path), catalogue.function_of(request.cls))
-
-
-@pytest.fixture(scope="class")
-def inputs(learner, grading):
-    """Random inputs for this function, drawn from the session seed."""
-    return grading.inputs(learner.module, learner.function)
 
 
 def _plain_message(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
@@ -344,97 +443,3 @@ def _plain_message(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
 def _scrubbed(places: Places, problem: dict) -> dict:
     return {k: shown(places.scrub(v)) if isinstance(v, str) else v for k, v in problem.items()}
 
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
-    exercise, check = item.stash[CHECK]
-    run = item.config.stash[RUN]
-    if run.session is not None:
-        run.session.spent(exercise.key, "checks", report.duration)
-    if report.when == "call" and report.passed:
-        run.checks.append(CheckResult(exercise, check.name, check.points, "passed"))
-    elif report.failed and call.excinfo is not None:
-        status, message = _plain_message(call.excinfo)
-        message = run.places.scrub(message)  # no temporary path reaches a learner
-        if isinstance(call.excinfo.value, BrokenModule):
-            run.broken.setdefault(exercise.module, _scrubbed(run.places, call.excinfo.value.problem))
-        run.checks.append(CheckResult(exercise, check.name, check.points, status, message))
-        if status != "error" or isinstance(call.excinfo.value, LearnerOutcome):
-            report.longrepr = message
-    return report
-
-
-def _grade(run: GradingRun) -> Grade:
-    places, session = run.places, run.session
-    notes = {key: [shown(places.scrub(n)) for n in said] for key, said in session.notes.items()} if session else {}
-    return Grade(catalogue.load(), run.checks, run.seed, time.monotonic() - run.started, broken=run.broken, notes=notes)
-
-
-def _results(config: pytest.Config) -> dict:
-    """This grading in results.json's format (Gradescope's), with what the board needs."""
-    run = config.stash[RUN]
-    if run.results is None:
-        extra = {"target": str(run.target), "isolation": config.getoption("isolation"),
-                 "sandbox": run.sandbox_facts or isolation.facts(config.getoption("isolation")),
-                 "fingerprints": fingerprints(run.setup.sources) if run.setup else {}}
-        if run.session is not None:
-            extra["timing"] = run.session.timing_report()
-            extra["resources"] = run.session.resource_report()
-        run.results = _grade(run).to_gradescope(extra)
-    return run.results
-
-
-def _keeps_progress(config: pytest.Config) -> bool:
-    """A learner's own grading of their own folder updates their board (grader/core/board.py);
-    a batch's, a notebook's (folders the grader made) and a sandboxed one do not."""
-    run = config.stash[RUN]
-    return config.getoption("isolation") == "none" and not grader_made(run.target) and run.setup is not None
-
-
-def _board(config: pytest.Config) -> board.Board:
-    """The whole kit as it stands after this grading: earlier verdicts of unchanged functions too."""
-    run = config.stash[RUN]
-    if run.board is None:
-        known = board.load(run.target) if _keeps_progress(config) else board.Board()
-        known.record(_results(config))
-        run.board = known.against(run.setup.sources)
-    return run.board
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    run = config.stash[RUN]
-    if not run.checks:
-        return
-    grade = _grade(run)
-    terminalreporter.section(f"MLflow exercise kit · seed {run.seed}", sep="=", bold=True)
-    target = config.getoption("target")
-    command = "pytest grader" if target is None else f"pytest grader --target {target}"  # grades the same folder again
-    known = _board(config)
-    lines = summary.render(grade, places=run.places, board=known, next_line=lambda g: known.next_step(run.places, command))
-    for line in lines:
-        terminalreporter.line(line)
-    if config.getoption("keep_stores") and run.session is not None:
-        terminalreporter.line(f"Temporary stores kept in {run.session.scratch}")
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    config = session.config
-    run = config.stash[RUN]
-    path = config.getoption("grade_json")
-    if path:
-        Path(config.invocation_params.dir, path).write_text(json.dumps(_results(config), indent=2))
-    if run.checks:  # now, while the copy of the learner's files is there (the summary comes after)
-        known = _board(config)
-        if _keeps_progress(config):
-            board.save(run.target, known)
-    if run.session is not None:
-        run.session.close()
-    _stop_tracking_server(run)  # once no scenario talks to it, before its folder goes
-    if run.setup is not None:
-        run.setup.sandbox.close()
-        files.remove_tree(run.setup.private)
-        if not config.getoption("keep_stores"):
-            files.remove_tree(run.setup.scratch)  # learner code filled it: any depth, no link followed
-    os.environ.update(run.saved_env)
-    gc.freeze()  # what the session made dies with the process: no need to collect it first

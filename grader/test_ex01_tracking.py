@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import struct
-from types import SimpleNamespace as Scenario
 
 from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
@@ -21,6 +20,7 @@ from grader.core.read import (
     still_active, stored_params, user_tags,
 )
 from grader.sandbox.protocol import sandbox_step
+from grader.core.session import Scenario
 
 
 def experiments_named(store, name):
@@ -89,10 +89,10 @@ class Test_log_run:
         experiment_id = store.new_experiment(inputs.name("runs"))
         given = dict(params=inputs.params(4), metrics=inputs.metrics(3), tags=inputs.tags(2), run_name=inputs.name("run"))
         call = learner.attempt(store, experiment_id, given["params"], given["metrics"], tags=given["tags"], run_name=given["run_name"])
-        return store, experiment_id, given, call
+        return Scenario(store=store, experiment_id=experiment_id, given=given, call=call)
 
     def test_one_finished_run(self, scenario):
-        store, experiment_id, _, call = scenario
+        store, experiment_id, call = scenario.store, scenario.experiment_id, scenario.call
         result = call.result()
         runs = runs_in(store, experiment_id)
         assert len(runs) == 1, f"experiment {experiment_id} holds {len(runs)} runs after the call; expected exactly one new run"
@@ -100,14 +100,14 @@ class Test_log_run:
         assert_finished(run, result.active_run)
 
     def test_params_and_metrics(self, scenario):
-        store, experiment_id, given, call = scenario
+        store, experiment_id, given, call = scenario.store, scenario.experiment_id, scenario.given, scenario.call
         run = returned_run(store, call.value(), experiment_id)
         expected = stored_params(given["params"])
         assert run.data.params == expected, f"the run's params are {show(run.data.params)}, expected {show(expected)} (MLflow stores param values as strings)"
         assert run.data.metrics == given["metrics"], f"the run's metrics are {show(run.data.metrics)}, expected {show(given['metrics'])}"
 
     def test_tags_and_run_name(self, scenario):
-        store, experiment_id, given, call = scenario
+        store, experiment_id, given, call = scenario.store, scenario.experiment_id, scenario.given, scenario.call
         run = returned_run(store, call.value(), experiment_id)
         tags = user_tags(run.data.tags)
         assert tags == given["tags"], f"the run's tags are {show(tags)}, expected {show(given['tags'])}"
@@ -120,15 +120,15 @@ class Test_log_metric_history:
         store = learner.store()
         experiment_id = store.new_experiment(inputs.name("history"))
         key, values = inputs.keys("loss", 1)[0], inputs.floats(inputs.rng.randint(5, 9))
-        return store, experiment_id, key, values, learner.attempt(store, experiment_id, key, values)
+        return Scenario(store=store, experiment_id=experiment_id, key=key, values=values, call=learner.attempt(store, experiment_id, key, values))
 
     def test_finished_run(self, scenario):
-        store, experiment_id, _, _, call = scenario
+        store, experiment_id, call = scenario.store, scenario.experiment_id, scenario.call
         result = call.result()
         assert_finished(returned_run(store, result.value, experiment_id), result.active_run)
 
     def test_history_by_step(self, scenario):
-        store, experiment_id, key, values, call = scenario
+        store, experiment_id, key, values, call = scenario.store, scenario.experiment_id, scenario.key, scenario.values, scenario.call
         run = returned_run(store, call.value(), experiment_id)
         history = sorted(store.client.get_metric_history(run.info.run_id, key), key=lambda m: (m.step, m.timestamp))
         assert history, f"run {run.info.run_id} has no metric {key!r}; its metrics are {sorted(run.data.metrics)}"
@@ -267,7 +267,7 @@ class Test_train_with_autolog:
         experiment_id = store.new_experiment(inputs.name("autolog"))
         data, params = inputs.classification(2), inputs.forest_params()
         call = learner.attempt(store, experiment_id, data, params, then=(fit_outside_a_run, data[1], data[3]))
-        return store, experiment_id, call, params
+        return Scenario(store=store, experiment_id=experiment_id, call=call, params=params)
 
     def autolog_run(self, store, experiment_id, call):
         run = returned_run(store, call.value(), experiment_id)
@@ -278,7 +278,7 @@ class Test_train_with_autolog:
         return run
 
     def test_autolog_logged(self, scenario):
-        store, experiment_id, call, params = scenario
+        store, experiment_id, call, params = scenario.store, scenario.experiment_id, scenario.call, scenario.params
         run = self.autolog_run(store, experiment_id, call)
         assert_finished(run, call.result().active_run)
         every_param = RandomForestClassifier(**params).get_params()
@@ -290,7 +290,7 @@ class Test_train_with_autolog:
         assert models, f"run {run.info.run_id} has no logged model: autologging logs one when log_models is left on"
 
     def test_autolog_off_after(self, scenario):
-        store, experiment_id, call, _ = scenario
+        store, experiment_id, call = scenario.store, scenario.experiment_id, scenario.call
         self.autolog_run(store, experiment_id, call)
         every_run = store.client.search_runs(
             [e.experiment_id for e in store.client.search_experiments(view_type=ViewType.ALL)], run_view_type=ViewType.ALL
@@ -432,7 +432,7 @@ class Test_tune_hyperparameters:
                 break
         scores = [score_of[c] for c in chosen]
         grid = [{**base, "C": c} for c in chosen]
-        return store, experiment_id, learner.attempt(store, experiment_id, data, grid), grid, scores
+        return Scenario(store=store, experiment_id=experiment_id, call=learner.attempt(store, experiment_id, data, grid), grid=grid, scores=scores)
 
     def parent_and_children(self, store, experiment_id, call):
         parent = returned_run(store, call.value(), experiment_id)
@@ -441,7 +441,7 @@ class Test_tune_hyperparameters:
         return parent, children
 
     def test_nested_children(self, scenario):
-        store, experiment_id, call, grid, scores = scenario
+        store, experiment_id, call, grid, scores = scenario.store, scenario.experiment_id, scenario.call, scenario.grid, scenario.scores
         parent, children = self.parent_and_children(store, experiment_id, call)
         assert_finished(parent, call.result().active_run)
         assert len(children) == len(grid), (
@@ -461,7 +461,7 @@ class Test_tune_hyperparameters:
             )
 
     def test_best_on_parent(self, scenario):
-        store, experiment_id, call, grid, scores = scenario
+        store, experiment_id, call, grid, scores = scenario.store, scenario.experiment_id, scenario.call, scenario.grid, scenario.scores
         parent, _ = self.parent_and_children(store, experiment_id, call)
         best = max(scores)
         held = parent.data.metrics.get("best_accuracy")

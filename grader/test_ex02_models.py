@@ -8,7 +8,6 @@ other classes' (AUTHORING.md); its tests read what it returned.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace as Scenario
 
 import mlflow.sklearn
 from sklearn.ensemble import RandomForestClassifier
@@ -21,6 +20,7 @@ from grader.core.read import (
 )
 from grader.core.text import without_data
 from grader.sandbox.protocol import sandbox_step
+from grader.core.session import Scenario
 
 
 # What infer_signature calls each pandas dtype the grader's data uses.
@@ -135,10 +135,10 @@ class Test_save_local:
         store = learner.store()
         data = inputs.classification(2)
         path = store.root / inputs.name("saved")
-        return store, path, learner.attempt(store, forest(inputs, data), str(path))
+        return Scenario(store=store, path=path, call=learner.attempt(store, forest(inputs, data), str(path)))
 
     def test_mlmodel_with_sklearn_flavor(self, scenario):
-        store, path, call = scenario
+        store, path, call = scenario.store, scenario.path, scenario.call
         call.result()
         flavors = mlmodel(store, path).get("flavors") or {}
         assert "sklearn" in flavors, f"{path.name}/MLmodel lists flavors {sorted(flavors)}; expected sklearn (mlflow.sklearn.save_model)"
@@ -151,10 +151,10 @@ class Test_load_local:
         data = inputs.classification(2)
         model = forest(inputs, data)
         path = learner.prepare(store, saved_model, model, str(store.root / inputs.name("saved")))
-        return model, data, learner.attempt(store, path, then=(steps.predict_with, data[1]), returns="array")
+        return Scenario(model=model, data=data, call=learner.attempt(store, path, then=(steps.predict_with, data[1]), returns="array"))
 
     def test_native_estimator(self, scenario):
-        model, data, call = scenario
+        model, data, call = scenario.model, scenario.data, scenario.call
         result = call.result()
         expected_type = f"{type(model).__module__}.{type(model).__qualname__}"
         assert result.type == expected_type, (

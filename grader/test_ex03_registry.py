@@ -8,13 +8,13 @@ other classes' (AUTHORING.md); its tests read what it returned.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace as Scenario
 
 from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LogisticRegression
 
 from grader.core import steps
 from grader.core.read import assert_same_predictions, show, user_tags
+from grader.core.session import Scenario
 
 
 class Registry:
@@ -72,17 +72,17 @@ class Test_register_run_model:
         registry = Registry(learner, inputs)
         artifact_name = inputs.word()
         [made] = registry.runs_with_models(dict(name=artifact_name))
-        return registry, made, learner.attempt(registry.store, made["run_id"], registry.model_name, artifact_name)
+        return Scenario(registry=registry, made=made, call=learner.attempt(registry.store, made["run_id"], registry.model_name, artifact_name))
 
     def test_version_exists(self, scenario):
-        registry, _, call = scenario
+        registry, call = scenario.registry, scenario.call
         returned = call.value()
         returned_version(registry, returned)
         count = len(registry.versions())
         assert count == 1, f"registered model {registry.model_name!r} has {count} versions; one registration makes one"
 
     def test_lineage(self, scenario):
-        registry, made, call = scenario
+        registry, made, call = scenario.registry, scenario.made, scenario.call
         returned = call.value()
         version = returned_version(registry, returned)
         assert version.run_id == made["run_id"], f"version {returned} links to run {version.run_id!r}, expected {made['run_id']} (register runs:/<run_id>/<name>)"

@@ -13,6 +13,7 @@ from sklearn.model_selection import train_test_split
 from grader.core import steps
 from grader.core.read import close, logged_model_files, mlmodel, runs_in, still_active
 from grader.core.text import without_data
+from grader.core.session import Scenario
 
 MIN_ACCURACY = 0.9
 FINISHED = "a FINISHED status"  # a candidate's first condition, as the messages name it
@@ -31,11 +32,11 @@ class Test_run_practice:
         call = learner.attempt(store, experiment_name, model_name)
         # Load the champion in a fresh sandbox process now, while other checks run.
         probe = learner.probe(store, steps.pyfunc_predict, f"models:/{model_name}@champion", wine_split()[1]) if call.succeeded else None
-        return store, experiment_name, model_name, call, probe
+        return Scenario(store=store, experiment_name=experiment_name, model_name=model_name, call=call, probe=probe)
 
     @staticmethod
     def practice(scenario):
-        store, experiment_name, model_name, call, probe = scenario
+        store, experiment_name, model_name, call, probe = scenario.store, scenario.experiment_name, scenario.model_name, scenario.call, scenario.probe
         returned = call.value()
         assert isinstance(returned, dict) and {"experiment_id", "best_run_id", "version"} <= set(returned), (
             f"run_practice should return a dict with experiment_id, best_run_id and version; it returned {returned!r}"

@@ -15,7 +15,6 @@ import os
 import subprocess
 import tempfile
 import time
-from types import SimpleNamespace as Scenario
 
 import mlflow
 import mlflow.models
@@ -27,6 +26,7 @@ from grader.core.steps import START_LIMIT, forked_server, http, logged_models, w
 from grader.core.read import assert_same_predictions
 from grader.core.text import quoted
 from grader.sandbox.protocol import sandbox_step
+from grader.core.session import Scenario
 
 LOOPBACK = ("127.0.0.1", "::1")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from types import SimpleNamespace as Scenario
 
 import mlflow
 from mlflow.entities import ViewType
@@ -26,6 +25,7 @@ from grader.core.source import mlflow_uses
 from grader.core.text import quoted
 from grader.core.steps import forked_server
 from grader.sandbox.protocol import sandbox_step
+from grader.core.session import Scenario
 
 COMMIT = "mlflow.source.git.commit"
 BRANCH = "mlflow.source.git.branch"

@@ -16,7 +16,7 @@ import pytest
 
 from grader.core import catalogue
 from grader.core.options import grading_args
-from grader.core.processes import descendants, proc_stat
+from grader.ground.processes import descendants, proc_stat
 from grader.host.client import HostPool
 from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
 

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 from conftest import REPO
-from grader.core.processes import descendants, proc_stat
+from grader.ground.processes import descendants, proc_stat
 
 
 def gone(pids: list[int]) -> list[int]:

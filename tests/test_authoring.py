@@ -1,14 +1,15 @@
 """Adding an exercise touches three places (AUTHORING.md): its solution, its catalogue entry
 and its check class. Proved on a throw-away exercise in a copy of the kit: a new module
 whose check sets up its store with a sandbox step declared next to it; `python -m grader
-generate` makes everything else; the grader grades it at once."""
+generate` makes everything else; the grader grades it at once; and the kit's own tests
+that read the catalogue pass on it with none of them edited."""
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
 
-from conftest import copy_kit, kit_env
+from conftest import KIT_PARTS, copy_kit, kit_env
 from grader.core.catalogue import load as load_catalogue
 
 SOLUTION = '''"""A throw-away module: reading a run's tag."""
@@ -33,11 +34,13 @@ module = "ex99_throwaway"
 function = "tag_of_run"
 hint = "MlflowClient().get_run(run_id).data.tags holds the run's tags."
 checks = { returns_the_tag = 2, leaves_the_run_alone = 1 }
+proves = "the function returns the tag the grader set on a run it made, and leaves the run's tags as they were"
 '''
 
 CHECKS = '''"""Module 99: a throw-away exercise. Each class is one function; each test one check."""
 from __future__ import annotations
 
+from grader.core.session import Scenario
 from grader.sandbox.protocol import sandbox_step
 
 
@@ -57,16 +60,15 @@ class Test_tag_of_run:
         store = learner.store()
         value = inputs.word()
         run_id = learner.prepare(store, run_with_tag, store.new_experiment(inputs.name("throwaway")), value)
-        return store, run_id, value, learner.attempt(store, run_id)
+        return Scenario(store=store, run_id=run_id, value=value, call=learner.attempt(store, run_id))
 
     def test_returns_the_tag(self, scenario):
-        _, _, value, call = scenario
-        assert call.value() == value, f"the run's tag `given` is {value!r}; the function returned {call.value()!r}"
+        value, returned = scenario.value, scenario.call.value()
+        assert returned == value, f"the run's tag `given` is {value!r}; the function returned {returned!r}"
 
     def test_leaves_the_run_alone(self, scenario):
-        store, run_id, value, call = scenario
-        call.result()
-        assert store.client.get_run(run_id).data.tags["given"] == value, "the run's tag changed"
+        scenario.call.result()
+        assert scenario.store.client.get_run(scenario.run_id).data.tags["given"] == scenario.value, "the run's tag changed"
 '''
 
 def _grade(kit, tmp_path, name, *args):
@@ -84,7 +86,7 @@ def _files(folder):
 
 
 def test_a_new_exercise_takes_its_solution_its_catalogue_entry_and_its_check_class(tmp_path):
-    kit = copy_kit(tmp_path / "kit")
+    kit = copy_kit(tmp_path / "kit", (*KIT_PARTS, "tests"))
     before = _files(kit)
 
     # The three places.
@@ -105,6 +107,7 @@ def test_a_new_exercise_takes_its_solution_its_catalogue_entry_and_its_check_cla
     row = f"| {len(load_catalogue().modules) + 1} | `exercises/ex99_throwaway.py` | reading a run's tags | 3 |"
     assert row in (kit / "README.md").read_text()
     assert "### `tag_of_run` · 3 points" in (kit / "CURRICULUM.md").read_text()
+    assert "What the checks prove: the function returns the tag the grader set" in (kit / "CURRICULUM.md").read_text()
     checked = subprocess.run([sys.executable, "-m", "grader", "check"], cwd=kit, capture_output=True, text=True,
                              timeout=300, env=kit_env())
     assert (checked.returncode, checked.stdout.startswith("all agree")) == (0, True), checked.stdout + checked.stderr
@@ -118,3 +121,13 @@ def test_a_new_exercise_takes_its_solution_its_catalogue_entry_and_its_check_cla
     stub, printed = _grade(kit, tmp_path, "stubs")
     assert stub["extra_data"]["exercises"]["ex99_throwaway.tag_of_run"]["status"] == "not_attempted", printed
     assert "0/103 points" in printed, printed
+
+    # The kit's own tests that read the catalogue take the new exercise in, none edited.
+    own = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/test_generator.py",
+                          "tests/test_architecture.py", "tests/test_results.py",
+                          "tests/test_kit_agrees.py::test_check_passes_on_the_kit"],
+                         cwd=kit, capture_output=True, text=True, timeout=600, env=kit_env())
+    assert own.returncode == 0, own.stdout[-3000:] + own.stderr[-3000:]
+    assert "ex99_throwaway.tag_of_run" in subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--collect-only", "tests/test_generator.py"],
+        cwd=kit, capture_output=True, text=True, timeout=300, env=kit_env()).stdout

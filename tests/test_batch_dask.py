@@ -21,7 +21,7 @@ from distributed import Client, Security
 
 from conftest import REPO, batch_command, plant, scoring_processes
 from grader.batch.dask_engine import PLUGIN_PREFIX, plugins_and_clients
-from grader.core.processes import descendants
+from grader.ground.processes import descendants
 from test_batch_runs import GET_POINTS, SEED, batch, notebook, read_rows, solution_code, solved
 
 HOSTILE = Path(__file__).resolve().parent / "submissions" / "hostile"

@@ -25,7 +25,7 @@ from conftest import REPO, batch_command, calls, grade_batch, scoring_processes
 from grader.batch import sheets
 from grader.batch.gradebook import STATUSES
 from grader.core import catalogue
-from grader.core.processes import descendants, proc_stat
+from grader.ground.processes import descendants, proc_stat
 
 SEED = "7"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -1,11 +1,11 @@
 """A hung or crashing learner function costs that function its points, never the session."""
 from __future__ import annotations
 
-import json
 import shutil
 
 from conftest import REPO, grade
 from grader.core import catalogue
+from grader.sandbox.protocol import LineReader
 
 HUNG = '''
 def _wait_for_the_data():
@@ -85,8 +85,8 @@ def test_the_worker_warms_up_without_an_error(tmp_path):
     from grader.core.store import template_db
     from grader.sandbox.client import spawn_worker
 
-    worker = spawn_worker(tmp_path, [], {}, template_db(tmp_path))
-    banner = json.loads(worker.stdout.readline())
+    worker, _ = spawn_worker(tmp_path, [], {}, template_db(tmp_path))
+    banner = LineReader(worker.stdout.fileno()).next(120)
     worker.stdin.close()
     worker.wait(timeout=60)
     log = (tmp_path / "worker.log").read_text()

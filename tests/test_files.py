@@ -1,5 +1,5 @@
 """Removing what learner code or a submission could have filled: at any depth, through no
-link, never raising (grader/core/files.py's remove_tree); the batch's sweep of a killed
+link, never raising (grader/ground/files.py's remove_tree); the batch's sweep of a killed
 batch's folder uses it too."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from conftest import deep_tree
 from grader.batch import scratch
-from grader.core import files
+from grader.ground import files
 
 @pytest.fixture
 def outside(tmp_path) -> Path:

@@ -30,7 +30,7 @@ def test_committed_curriculum_matches_the_catalogue_and_the_solutions():
         "CURRICULUM.md differs from grader/catalogue.toml and solutions/: run `python -m grader generate`")
 
 
-def test_the_curriculum_holds_every_module_function_signature_and_check():
+def test_the_curriculum_holds_every_module_function_signature_check_and_what_they_prove():
     text = (REPO / "CURRICULUM.md").read_text(encoding="utf-8")
     assert f"{catalogue.load().points} points in all" in text
     for number, module in enumerate(catalogue.load().modules, start=1):
@@ -42,6 +42,7 @@ def test_the_curriculum_holds_every_module_function_signature_and_check():
             assert f"def {exercise.function}(" in section and f"\n{ast.get_docstring(node).splitlines()[0].replace('``', '`')}\n" in section
             for check in exercise.checks:
                 assert f"- {check.name.replace('_', ' ')} · {check.points} point" in section and f"(`test_{check.name}`)" in section
+            assert "\nWhat the checks prove: " in section and exercise.proves.split("`")[0][:40] in section
     assert "### `ThresholdModel`, used by the exercises after it" in text  # a class the learner writes too
 
 

@@ -141,3 +141,15 @@ def test_check_names_a_stubs_other_signature_and_generate_mends_it(tmp_path):
     assert run(kit, "grader", "generate", "--force").returncode == 0
     mended = run(kit, "grader", "check")
     assert (mended.returncode, mended.stdout) == (0, ALL_AGREE), mended.stdout + mended.stderr
+
+
+def test_the_catalogue_refuses_an_exercise_that_says_nothing_of_what_it_proves(tmp_path):
+    from grader.core import catalogue
+
+    broken = tmp_path / "catalogue.toml"
+    text = (REPO / "grader" / "catalogue.toml").read_text(encoding="utf-8")
+    first = next(line for line in text.splitlines() if line.startswith("proves = "))
+    broken.write_text(text.replace(first + "\n", "", 1), encoding="utf-8")
+    with pytest.raises(ValueError, match="get_or_create_experiment say\\(s\\) nothing of what the checks prove"):
+        catalogue.load(broken)
+    assert catalogue.load(REPO / "grader" / "catalogue.toml").exercises[0].proves == first.split(" = ", 1)[1].strip('"')

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FUNCTIONS, REPO, SEED, TOTAL, calls, grade, snapshot, with_functions
-from grader.core.processes import proc_stat
+from conftest import FULL_MARKS, FUNCTIONS, REPO, SEED, TOTAL, calls, grade, snapshot, with_functions
+from grader.ground.processes import proc_stat
 from terminal import assert_all_end, gone
 from grader.authoring import stubgen
 from grader.core import catalogue
@@ -213,7 +213,9 @@ def test_a_selection_says_what_is_next_for_the_whole_kit_and_progress_remembers(
     # As the learner types it, from the folder that holds theirs: `pytest grader --target learner -k log_run`.
     graded = grade(Path("learner"), "-k", "log_run", cwd=tmp_path, env=env, out=tmp_path / "r.json")
     said = " ".join(graded.output.split())
-    assert f"Total: 6/6 for the 1 function(s) checked now · the whole kit: 1/{FUNCTIONS} done · 6/{TOTAL} points" in said, said
+    points = FULL_MARKS["ex01_tracking.log_run"]
+    assert (f"Total: {points}/{points} for the 1 function(s) checked now · the whole kit: 1/{FUNCTIONS} done · "
+            f"{points}/{TOTAL} points") in said, said
     assert "Next: implement `get_or_create_experiment` in learner/ex01_tracking.py, then check it: " \
            "pytest grader --target learner -k get_or_create_experiment (94 points still open)" in said, said
 

@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 from grader import notebook as kit_notebook
 from grader.authoring import notebooks, stubgen
 from grader.authoring.generated import write_changed
-from conftest import FUNCTIONS, REPO, SEED, TOTAL, grade, grade_many
+from conftest import FULL_MARKS, FUNCTIONS, REPO, SEED, TOTAL, grade, grade_many
 from grader.core import catalogue, submission
 
 # The test course is small: two functions of module 1 (a full grading per notebook would
@@ -266,14 +266,14 @@ def test_cells_not_run_are_named_never_graded_as_missing(tmp_path):
     assert [e.split(":")[0] for e in _errors(run)] == ["SyntaxError"]  # cell 5's, which the kernel showed
 
     points, printed = _printed(cells[4])
-    assert points == 0 and _status_line("log_run", "not run", "0/6").search(printed), printed
+    assert points == 0 and _status_line("log_run", "not run", f"0/{FULL_MARKS['ex01_tracking.log_run']}").search(printed), printed
     assert ("The cell that defines `log_run` has not been run yet: a check takes only the code of the cells you ran."
             in _words(printed))
     assert printed.rstrip().endswith("Next: run the cell that defines `log_run` (Shift-Enter), then run this one again.")
     assert f"Progress: 0/{FUNCTIONS} done · 0/{TOTAL} points" in printed and "no function called" not in printed
 
     points, printed = _printed(cells[6])
-    assert points == 0 and _status_line("log_metric_history", "error", "0/3").search(printed), printed
+    assert points == 0 and _status_line("log_metric_history", "error", f"0/{FULL_MARKS['ex01_tracking.log_metric_history']}").search(printed), printed
     assert (f"cell [{cells[5].execution_count}], which defines `log_metric_history`, is not valid Python (line 1: "
             "SyntaxError: expected ':'), so it defined nothing: fix it, then run it.") in _words(printed), printed
     points, printed = _printed(cells[8])
@@ -284,12 +284,12 @@ def test_cells_not_run_are_named_never_graded_as_missing(tmp_path):
                             "`%%capture`, which a check cannot read: take that line out") in _words(printed), printed
 
     # check_all() grades the one function defined and not checked yet, and no other.
+    get_or_create, log_run = FULL_MARKS["ex01_tracking.get_or_create_experiment"], FULL_MARKS["ex01_tracking.log_run"]
     points, printed = _printed(cells[11])
-    assert points == 5 and printed.startswith(f"Checking `get_or_create_experiment` (seed {SEED})...\n"), printed
-    assert _status_line("get_or_create_experiment", "passed", "5/5").search(printed), printed
-    assert _status_line("log_metric_history", "error", "0/3").search(printed)
-    assert _status_line("log_evaluation", "error", "0/4").search(printed)
-    assert _status_line("train_and_track", "error", "0/4").search(printed)
+    assert points == get_or_create and printed.startswith(f"Checking `get_or_create_experiment` (seed {SEED})...\n"), printed
+    assert _status_line("get_or_create_experiment", "passed", f"{get_or_create}/{get_or_create}").search(printed), printed
+    for function in ("log_metric_history", "log_evaluation", "train_and_track"):
+        assert _status_line(function, "error", f"0/{FULL_MARKS['ex01_tracking.' + function]}").search(printed), printed
     ran = ("get_or_create_experiment", "log_metric_history", "log_evaluation", "train_and_track")
     never_run = [e.function for e in catalogue.load().exercises if e.function not in ran]
     for function in never_run:
@@ -301,10 +301,11 @@ def test_cells_not_run_are_named_never_graded_as_missing(tmp_path):
     # The learner runs log_run's cell, then its check: it is graded, and check_all() keeps that.
     assert cells[3].execution_count > cells[11].execution_count
     points, printed = _printed(cells[12])
-    assert points == 6 and _status_line("log_run", "passed", "6/6").search(printed), printed
-    assert f"Progress: 2/{FUNCTIONS} done · 11/{TOTAL} points" in printed
+    assert points == log_run and _status_line("log_run", "passed", f"{log_run}/{log_run}").search(printed), printed
+    assert f"Progress: 2/{FUNCTIONS} done · {get_or_create + log_run}/{TOTAL} points" in printed
     points, printed = _printed(cells[13])
-    assert points == 11 and "Checking" not in printed and _status_line("log_run", "passed", "6/6").search(printed), printed
+    assert points == get_or_create + log_run and "Checking" not in printed, printed
+    assert _status_line("log_run", "passed", f"{log_run}/{log_run}").search(printed), printed
 
 
 # --------------------------------------------------------------------------- nbgrader

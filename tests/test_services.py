@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.core.processes import proc_stat
+from grader.ground.processes import proc_stat
 from grader.core.session import GradingSession
 from grader.core.store import template_db
 from grader.sandbox import isolation

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import REPO, SEED, batch_command, grader_args, linger, with_functions
 from grader.core import catalogue
-from grader.core.processes import descendants, proc_stat
+from grader.ground.processes import descendants, proc_stat
 from grader.sandbox import isolation
 from terminal import Terminal, assert_all_end
 

@@ -14,7 +14,7 @@ import pytest
 
 from browser import CHROMIUM, Chromium
 from conftest import REPO, SEED, calls, command_line, grade, linger, snapshot, with_functions
-from grader.core.processes import descendants
+from grader.ground.processes import descendants
 from terminal import Terminal, assert_all_end
 
 READY = "Ctrl-C stops it and removes the stores."

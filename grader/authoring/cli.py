@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from grader.sandbox.protocol import Exit
+from grader.ground.exits import Exit
 
 
 def add_parser(commands) -> None:

@@ -23,10 +23,24 @@ INTRO = """# Curriculum
 
 What the MLflow exercise kit teaches and grades, in lesson order: each module, the functions
 a learner writes in it (with the signature their stub has in `exercises/`), the points each is
-worth, the checks that grade it and its hints. A check is the method `test_<check>` of the class
-`Test_<function>` in `grader/test_<module>.py`, and its name says what it proves. A
-function's docstring, in `exercises/`, says more: what to do, which MLflow API to use, and
-what the checks look at. {points} points in all.
+worth, the checks that grade it, what they prove, and its hints. A check is the method
+`test_<check>` of the class `Test_<function>` in `grader/test_<module>.py`. A function's
+docstring, in `exercises/`, says more: what to do, which MLflow API to use, and what the
+checks look at. {points} points in all.
+
+What every check stands on:
+
+- Learner code runs against a temporary MLflow store (tracking and registry on SQLite, or
+  a real `mlflow server` with `--tracking-server`) in a temporary folder: nothing is
+  written to the learner's own `mlflow.db`, `mlruns/` or working folder, and their
+  `MLFLOW_*` settings are neither read nor changed.
+- Every check reads what the learner's code left in that store (through `MlflowClient`),
+  not only what the function returned. FINISHED means the run's status in the store; no
+  call may leave a run active.
+- Names, parameter values, metric values and data splits are drawn at random from a seed
+  the grader prints: a hard-coded answer fails, and `--seed` replays any failure.
+- A failing check says what the store holds against what was expected, and the hint names
+  the MLflow API to use; a stub that still raises `NotImplementedError` is "not attempted".
 """
 
 
@@ -57,6 +71,7 @@ def _exercise(exercise: catalogue.Exercise, node: ast.AST, source: str) -> list[
     return [f"### `{exercise.function}` · {exercise.points} points", "", *_signature(node, source), _first_line(node), "",
             *(f"- {check.name.replace('_', ' ')} · {check.points} point{'s' if check.points != 1 else ''} "
               f"(`test_{check.name}`)" for check in exercise.checks), "",
+            f"What the checks prove: {_plain(exercise.proves)}.", "",
             f"The hint a learner reads when a check fails: {_plain(exercise.hint)}", "", *(more if exercise.more else [])]
 
 

@@ -10,7 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT, Exit
+from grader.sandbox.protocol import DEFAULT_CALL_TIMEOUT
+from grader.ground.exits import Exit
 
 
 BATCH_EXIT_CODES = """exit codes:

@@ -14,6 +14,7 @@ import re
 from grader.batch.collect import Source
 from grader.batch.gradebook import Row
 from grader.core import catalogue
+from grader.core.results import FunctionEntry, Results
 from grader.core.summary import MARKS, WORDS
 from grader.core.text import printable, visible
 
@@ -85,11 +86,6 @@ def in_notebook_terms(text: str, source: Source) -> str:
     return pattern.sub(words, text)
 
 
-def _broken(results: dict) -> dict[str, dict]:
-    broken = results.get("extra_data", {}).get("broken_modules") or {}
-    return {name: info for name, info in broken.items() if isinstance(info, dict)} if isinstance(broken, dict) else {}
-
-
 def _broken_lines(source: Source, module: str, info: dict) -> list[str]:
     line, column = info.get("line"), info.get("column")
     line = line if isinstance(line, int) else None
@@ -101,21 +97,7 @@ def _broken_lines(source: Source, module: str, info: dict) -> list[str]:
             f"{_where(source, module, line, column)}:", *code_block(said)]
 
 
-def _messages(results: dict, key: str) -> list[tuple[str, str]]:
-    """(check, message) of every unmet check of a function, once per message, hints off."""
-    found, said = [], set()
-    for test in results.get("tests", []):
-        name = str(test.get("name", ""))
-        if not name.startswith(f"{key}:") or test.get("status") == "passed":
-            continue
-        message = str(test.get("output", "")).split("\nHint: ")[0].strip()
-        if message and message not in said:
-            said.add(message)
-            found.append((name.split(":", 1)[1].strip(), message))
-    return found
-
-
-def render(row: Row, results: dict | None, source: Source | None = None) -> str:
+def render(row: Row, results: Results | None, source: Source | None = None) -> str:
     lines = [f"# Feedback for {code_span(row.learner)}", ""]
     if results is None:
         what = "did not finish in time" if row.status == "timeout" else "could not be graded"
@@ -124,7 +106,7 @@ def render(row: Row, results: dict | None, source: Source | None = None) -> str:
     lines += [f"Score: **{row.score}/{row.max_score}** (seed {row.seed})", ""]
     if row.reason:  # a note for a graded submission, such as which of several entries was graded
         lines += [f"Note: {code_span(row.reason)}", ""]
-    broken, graded = _broken(results), results["extra_data"]["exercises"]
+    broken, graded = results.broken_modules, results.exercises
     notebook = source.kind == "notebook"
     if notebook and broken:  # one notebook makes every module: say each problem once
         lines += [f"## Your notebook {code_span(source.notebook)} cannot be run", ""]
@@ -138,7 +120,7 @@ def render(row: Row, results: dict | None, source: Source | None = None) -> str:
         in_module = [e for e in module.exercises if e.key in graded]
         if not in_module:
             continue
-        earned = sum(graded[e.key]["score"] for e in in_module)
+        earned = sum(graded[e.key].score for e in in_module)
         heading = module.title if notebook else f"{code_span(_file_name(source, module.name))} · {module.title}"
         lines += [f"## {heading}: {earned}/{module.points}", ""]
         if module.name in broken and not notebook:
@@ -149,19 +131,19 @@ def render(row: Row, results: dict | None, source: Source | None = None) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _exercise_lines(exercise, result: dict, results: dict, source: Source, *, module_broken: bool) -> list[str]:
-    status = result["status"]
+def _exercise_lines(exercise, result: FunctionEntry, results: Results, source: Source, *, module_broken: bool) -> list[str]:
+    status = result.status
     where = ""
     if source.kind == "notebook":
         entry = _cell_of(source, exercise.module, definition=exercise.function)
         where = f" (cell {entry.get('cell')})" if entry else ""
     lines = [f"### {MARKS[status]} `{exercise.function}`{where}: {WORDS[status]}, "
-             f"{result['score']}/{result['max_score']}", ""]
+             f"{result.score}/{result.max_score}", ""]
     if status in ("passed", "not_attempted"):
         return lines
     if module_broken:
         return lines + ["Not checked: its code cannot be run (see above).", ""]
-    for check, message in _messages(results, exercise.key):
+    for check, message in results.messages(exercise.key):
         if source.kind == "notebook":
             message = in_notebook_terms(message, source)
         lines += [f"**{check}**:", *code_block(message)]

@@ -12,7 +12,6 @@ needs: the client alone writes the gradebook and the learner's files.
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import threading
@@ -21,7 +20,9 @@ from pathlib import Path
 
 from grader.batch.collect import Packed, Source, SubmissionError, unpack
 from grader.batch.gradebook import Row
-from grader.core import catalogue, files
+from grader.core import catalogue
+from grader.core.results import Results, ResultsError
+from grader.ground import files
 from grader.core.options import grading_args
 from grader.core.text import shown, visible
 from grader.host.client import HostPool, HostReply
@@ -55,7 +56,7 @@ class GradingOutcome:
     """One learner's grading, as it travels back to the batch's client."""
 
     row: Row
-    results: dict | None  # results.json, when the scoring process wrote one
+    results: Results | None  # results.json, when the scoring process wrote one the batch can trust
     log: str  # the tail of the grader's output, temporary paths scrubbed
     source: Source | None  # how the learner knows their code, for the feedback
     reply: HostReply  # what the grading host said of it (exit, time, memory, sandbox, host_lost)
@@ -105,47 +106,27 @@ def _grade_once(packed: Packed, settings: GradingSettings, work_root: Path, host
         files.remove_tree(private)
     row.reason = shown(_scrubbed(row.reason, private, work_root), REASON_CHARS)
     log = visible(_scrubbed(log, private, work_root))
-    return GradingOutcome(row, results, log, source, reply)
+    return GradingOutcome(row, results if isinstance(results, Results) else None, log, source, reply)
 
 
 def grader_args(target: Path, results: Path, settings: GradingSettings) -> list[str]:
-    return grading_args(target, seed=settings.seed, results=results, isolation=settings.isolation,
+    return grading_args(target, seed=settings.seed, results=results, isolation=settings.isolation, progress=False,
                         call_timeout=settings.call_timeout)
 
 
 def run_grader(target: Path, private: Path, settings: GradingSettings, hosts: HostPool,
-               timeout: float) -> tuple[HostReply, dict | None, str]:
-    """(the host's reply, results.json or None, the tail of pytest's output), graded by
-    whichever host is free within ``timeout`` seconds."""
+               timeout: float) -> tuple[HostReply, Results | ResultsError | None, str]:
+    """(the host's reply, results.json as read, the tail of pytest's output), graded by
+    whichever host is free within ``timeout`` seconds. results.json as read: None when the
+    scoring process left none that parses (its output says why), a ResultsError when what
+    it left is not results.json."""
     results_path, log_path = private / "results.json", private / "pytest.log"
     reply = hosts.grade(grader_args(target, results_path, settings), cwd=private, log=log_path, timeout=timeout)
     log = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:] if log_path.is_file() else ""
-    return reply, _read_json(results_path), log
-
-
-def _read_json(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def problem_with(results: dict, isolation: str) -> str | None:
-    """Why a results.json cannot be trusted as the scoring process's own, if it cannot."""
-    try:
-        exercises = results["extra_data"]["exercises"]
-        maxima = {e.key: e.points for e in catalogue.load().exercises}
-        if set(exercises) - set(maxima):
-            return "results.json names functions the catalogue does not have"
-        if any(not 0 <= e["score"] <= min(e["max_score"], maxima[k]) for k, e in exercises.items()):
-            return "results.json holds impossible scores"
-        if results["score"] != sum(e["score"] for e in exercises.values()):
-            return "results.json's total does not add up"
-        if results["extra_data"].get("isolation") != isolation:
-            return "results.json was not written by this batch's grading"
-    except (KeyError, TypeError, AttributeError):
-        return "results.json is malformed"
-    return None
+        return reply, Results.read(results_path), log
+    except ResultsError as error:
+        return reply, None if "not JSON" in str(error) or not results_path.exists() else error, log
 
 
 def _failure_message(reply: HostReply, log: str, settings: GradingSettings) -> str:
@@ -158,18 +139,20 @@ def _failure_message(reply: HostReply, log: str, settings: GradingSettings) -> s
     return f"the grader stopped with exit code {reply.exit}: {said.strip()[:300]}"
 
 
-def row_for(learner: str, reply: HostReply, results: dict | None, log: str, settings: GradingSettings) -> Row:
+def row_for(learner: str, reply: HostReply, results: Results | ResultsError | None, log: str,
+            settings: GradingSettings) -> Row:
     max_score = catalogue.load().points
     common = dict(max_score=max_score, seconds=reply.seconds, seed=settings.seed)
     if reply.timed_out:
         return Row(learner, "timeout", reason=_failure_message(reply, log, settings), **common)
     if results is None or not reply.graded:
         return Row(learner, "error", reason=_failure_message(reply, log, settings), **common)
-    problem = problem_with(results, settings.isolation)
+    problem = str(results) if isinstance(results, ResultsError) else results.problem(
+        {e.key: e.points for e in catalogue.load().exercises}, settings.isolation)
     if problem:
         return Row(learner, "error", reason=problem, **common)
-    exercises = {k: e["score"] for k, e in results["extra_data"]["exercises"].items()}
-    return Row(learner, "graded", score=results["score"], exercises=exercises, **{**common, "max_score": results["max_score"]})
+    exercises = {key: entry.score for key, entry in results.exercises.items()}
+    return Row(learner, "graded", score=results.score, exercises=exercises, **{**common, "max_score": results.max_score})
 
 
 def error_row(learner: str, reason: str, settings: GradingSettings) -> Row:

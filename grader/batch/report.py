@@ -18,6 +18,7 @@ from grader.batch.gradebook import STATUSES
 from grader.batch import sheets
 from grader.batch.outputs import FACTS, FEEDBACK, FUNCTIONS, REPORT, RESULTS, learner_file, replace_file
 from grader.core import catalogue
+from grader.core.results import Results, ResultsError
 
 BANDS = 10
 SLOWEST_SHOWN = 5
@@ -142,12 +143,11 @@ def _check_scores(out: Path, graded: list[dict]) -> dict[str, list[int]]:
     for row in graded:
         path = learner_file(out, row["learner"], RESULTS)
         try:
-            tests = json.loads(path.read_text())["tests"] if path else []
-        except (OSError, ValueError, KeyError, TypeError):
+            tests = Results.read(path).tests if path else []
+        except ResultsError:
             continue
-        for test in tests if isinstance(tests, list) else []:
-            if isinstance(test, dict) and isinstance(test.get("score"), (int, float)):
-                found.setdefault(str(test.get("name")), []).append(int(test["score"]))
+        for test in tests:
+            found.setdefault(test.name, []).append(test.score)
     return found
 
 

@@ -25,8 +25,9 @@ from grader.batch.outputs import FACTS, FEEDBACK, GRADEBOOK, LOG, RESULTS, Outpu
 from grader.batch.progress import Progress
 from grader.batch.roster import Roster, same_name
 from grader.core import catalogue
+from grader.core.results import Results
 from grader.core.text import printable, visible
-from grader.sandbox.protocol import Exit
+from grader.ground.exits import Exit
 
 
 @dataclass
@@ -63,13 +64,6 @@ class Stopped(Exception):
         self.written, self.left = written, left
 
 
-def failed_results(row: Row, isolation: str) -> dict:
-    """results.json for a learner that could not be graded, in the same format."""
-    return {"score": 0, "max_score": row.max_score, "execution_time": row.seconds, "output": row.reason,
-            "tests": [], "extra_data": {"seed": row.seed, "exercises": {}, "isolation": isolation,
-                                        "status": row.status}}
-
-
 def _record(submission: Submission, outcome: GradingOutcome, settings: GradingSettings, options: Options) -> Row:
     """Write the learner's results.json, feedback.md and grading.log, and return the row
     for the gradebook (an error row when the files cannot be written)."""
@@ -88,13 +82,14 @@ def _record(submission: Submission, outcome: GradingOutcome, settings: GradingSe
 def _learner_files(outcome: GradingOutcome, settings: GradingSettings) -> dict[str, str]:
     row, results, reply = outcome.row, outcome.results, outcome.reply
     if row.status != "graded" or results is None:
-        results = failed_results(row, settings.isolation)
+        results = Results.not_graded(max_score=row.max_score, seconds=row.seconds, reason=row.reason, seed=row.seed,
+                                     isolation=settings.isolation)
     if reply.sandbox:  # how the learner was fenced in, graded or not
-        results["extra_data"].setdefault("sandbox", reply.sandbox)
-    results["extra_data"]["status"] = row.status
+        results.extra.setdefault("sandbox", reply.sandbox)
+    results.extra["status"] = row.status
     facts = {"peak_rss_kb": reply.peak_rss_kb, "peak_pss_kb": reply.peak_pss_kb,
-             "isolation": results["extra_data"].get("isolation"), "sandbox": results["extra_data"].get("sandbox")}
-    return {RESULTS: json.dumps(results, indent=2),
+             "isolation": results.extra.get("isolation"), "sandbox": results.extra.get("sandbox")}
+    return {RESULTS: results.dumps(),
             FEEDBACK: feedback.render(row, results if row.status == "graded" else None, outcome.source),
             LOG: visible(outcome.log or row.reason + "\n"), FACTS: json.dumps(facts)}
 

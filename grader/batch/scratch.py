@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from grader.core import files
+from grader.ground import files
 
 PREFIX = "mlflow-kit-batch-"
 LOCK = "batch.lock"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from grader.core import catalogue
 from grader.core.places import Places
+from grader.core.results import Results
 from grader.core.source import compile_problem, fingerprints, is_untouched_stub, read_module
 
 # Statuses a board shows besides a grading's own (passed, failed, error, not_attempted).
@@ -48,23 +49,14 @@ class Board:
     fresh: list[str] = field(default_factory=list)  # what the last grading checked
 
     # -- from gradings
-    def record(self, results: dict) -> None:
+    def record(self, results: Results) -> None:
         """Take in a grading's results.json: its functions' verdicts replace the old ones."""
-        extra = results.get("extra_data", {})
-        graded = extra.get("exercises", {})
-        prints = extra.get("fingerprints", {})
-        messages: dict[str, list[str]] = {}
-        for test in results.get("tests", []):
-            key, _, check = test["name"].partition(": ")
-            if test["status"] != "passed" and test.get("output"):
-                said = test["output"].split("\nHint: ")[0].strip()
-                if said not in (m.split("] ", 1)[-1] for m in messages.get(key, [])):
-                    messages.setdefault(key, []).append(f"[{check}] {said}")
-        broken = extra.get("broken_modules", {})
+        graded, broken = results.exercises, results.broken_modules
+        prints = results.extra.get("fingerprints") or {}
         for key, result in graded.items():
-            self.entries[key] = Entry(result["status"], result["score"], prints.get(key), extra.get("seed"),
-                                      messages.get(key, []), broken=key.split(".")[0] in broken,
-                                      max_score=result.get("max_score"))
+            messages = [f"[{check}] {said}" for check, said in results.messages(key)]
+            self.entries[key] = Entry(result.status, result.score, prints.get(key), results.seed, messages,
+                                      broken=key.split(".")[0] in broken, max_score=result.max_score)
         for module in {key.split(".")[0] for key in graded}:
             self.broken.pop(module, None)
             self.frames.pop(module, None)

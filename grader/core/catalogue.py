@@ -34,6 +34,7 @@ class Exercise:
     hint: str
     checks: tuple[Check, ...]
     more: str = ""  # a second, more specific hint (`python -m grader hint FUNCTION --more`)
+    proves: str = ""  # what its checks prove, from what the store holds (CURRICULUM.md)
 
     @property
     def key(self) -> str:
@@ -91,6 +92,10 @@ class Catalogue:
 @cache
 def load(path: Path = CATALOGUE_PATH) -> Catalogue:
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    unsaid = [entry.get("function", "?") for entry in raw["exercise"] if not str(entry.get("proves", "")).strip()]
+    if unsaid:
+        raise ValueError(f"catalogue.toml: {', '.join(unsaid)} say(s) nothing of what the checks prove: "
+                         "give each [[exercise]] a `proves` line (CURRICULUM.md shows it)")
     exercises = [
         Exercise(
             module=entry["module"],
@@ -98,6 +103,7 @@ def load(path: Path = CATALOGUE_PATH) -> Catalogue:
             hint=entry["hint"],
             checks=tuple(Check(name, points) for name, points in entry["checks"].items()),
             more=entry.get("more", ""),
+            proves=entry["proves"],
         )
         for entry in raw["exercise"]
     ]

@@ -60,10 +60,12 @@ def new_seed() -> int:
 
 
 def grading_args(target: Path | None, *, seed: int, results: Path, only: Iterable[catalogue.Exercise] | None = None,
-                isolation: str | None = None, call_timeout: float | None = None, quiet: bool = True) -> list[str]:
+                isolation: str | None = None, call_timeout: float | None = None, quiet: bool = True,
+                progress: bool = True) -> list[str]:
     """``pytest`` arguments that grade ``target`` (None: exercises/) with ``seed`` into the
     results.json ``results``: every function, or ``only`` these. ``quiet`` leaves out
-    pytest's header and progress (the grader's summary stays)."""
+    pytest's header and progress (the grader's summary stays). ``progress=False``: the
+    learner's board is left as it was (a copy the kit made is graded)."""
     checks = [catalogue.node_id(e) for e in only] if only is not None else [str(KIT_ROOT / "grader")]
     return [
         *checks, "-p", "no:cacheprovider", *(["-q"] if quiet else []),
@@ -71,4 +73,5 @@ def grading_args(target: Path | None, *, seed: int, results: Path, only: Iterabl
         "--seed", str(seed), "--grade-json", str(results),
         *(["--isolation", isolation] if isolation is not None else []),
         *(["--call-timeout", str(call_timeout)] if call_timeout is not None else []),
+        *([] if progress else ["--no-progress"]),
     ]

@@ -14,7 +14,7 @@ from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
 
 from grader.core.store import Store
-from grader.core import files
+from grader.ground import files
 
 MAX_ARTIFACT_BYTES = 2 * 1024 * 1024
 

@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 from grader.core import catalogue
@@ -39,6 +40,11 @@ GRADER_STEP_TIMEOUT = DEFAULT_CALL_TIMEOUT
 
 
 MAX_NOTES = 10  # per function: learner code decides how many warnings and ignored calls it makes
+
+
+class Scenario(SimpleNamespace):
+    """What a check class's ``scenario`` set up and got from the learner, by name
+    (``scenario.store``, ``scenario.call``): the one shape every check reads."""
 
 
 class GradingSession:
@@ -123,9 +129,13 @@ class GradingSession:
         learner.raise_if_untouched()
         started = time.monotonic()
         try:
-            return check_class.scenario(learner, self.inputs(module, function))
+            made = check_class.scenario(learner, self.inputs(module, function))
         finally:
             self.spent(learner.key, "scenario", time.monotonic() - started)
+        if not isinstance(made, Scenario):  # an author's slip: say so, not a confusing error in each check
+            raise TypeError(f"{check_class.__name__}.scenario returned a {type(made).__name__}: a scenario returns "
+                            "Scenario(name=value, ...) (grader.core.session.Scenario)")
+        return made
 
     def learner(self, module: str, function: str) -> "Learner":
         return Learner(self, module, function)

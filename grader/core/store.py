@@ -26,7 +26,7 @@ from urllib.request import url2pathname
 
 from importlib.metadata import version
 
-from grader.core import files
+from grader.ground import files
 
 
 # A grading makes and deletes thousands of small files (stores, artifacts, call folders).
@@ -102,7 +102,7 @@ class Store:
     """One temporary MLflow store: ``root/mlflow.db`` and artifacts under ``root/mlruns``.
 
     Learner code writes in it, so the grader reaches its files only through
-    grader/core/files.py, from ``scratch`` (the folder the sandbox shares, which learner
+    grader/ground/files.py, from ``scratch`` (the folder the sandbox shares, which learner
     code cannot replace); ``private`` is a folder of the grader's alone on the same file
     system, where a database being put back is written before it moves in."""
 

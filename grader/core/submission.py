@@ -29,9 +29,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from grader import KIT_ROOT
-from grader.core import catalogue, files
+from grader.core import catalogue
+from grader.ground import files
 from grader.core.places import CELLS_FILE
-from grader.core.processes import isolated_python, kill_group
+from grader.ground.processes import isolated_python, kill_group
 from grader.core.source import compile_problem
 
 # A submission (a folder, an archive, a notebook) may hold at most this much, so a bomb

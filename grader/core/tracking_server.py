@@ -33,7 +33,7 @@ from typing import Iterator
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from grader.core.processes import kill_group, live_members
+from grader.ground.processes import kill_group, live_members
 from grader.core.store import Store
 
 # Far more than it takes (README.md, Speed): a loaded CI machine may take much longer.

@@ -7,20 +7,37 @@ that dies or stops answering costs the grading it was doing (the reply says why,
 """
 from __future__ import annotations
 
-import json
 import queue
-import select
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from grader.core import files
-from grader.core.processes import descendants, isolated_python, kill
-from grader.sandbox.protocol import GRADED
+from grader.ground import files
+from grader.ground.processes import descendants, isolated_python, kill
+from grader.ground.exits import GRADED
+from grader.sandbox.protocol import LineReader, frame
 
 HOST = Path(__file__).resolve().with_name("main.py")
 # How long past a grading's own limit a host may take to answer before it is replaced.
 GRACE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class HostRequest:
+    """Grade one learner: ``pytest <args>`` in ``cwd``, its output to ``log``, within ``timeout`` s
+    (one JSON line on the host's stdin)."""
+
+    args: list[str]
+    cwd: str
+    log: str
+    timeout: float
+
+    def to_line(self) -> bytes:
+        return frame(asdict(self))
+
+    @classmethod
+    def from_message(cls, message: dict) -> "HostRequest":
+        return cls([str(a) for a in message["args"]], str(message["cwd"]), str(message["log"]), float(message["timeout"]))
 
 
 @dataclass(frozen=True)
@@ -41,12 +58,12 @@ class HostReply:
         """Whether the scoring process ran every check it was given (passed or not)."""
         return self.exit in GRADED and not self.timed_out
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
+    def to_line(self) -> bytes:
+        return frame(asdict(self))
 
     @classmethod
-    def from_json(cls, line: bytes | str) -> "HostReply":
-        return cls(**json.loads(line))
+    def from_message(cls, message: dict) -> "HostReply":
+        return cls(**message)
 
     @classmethod
     def lost(cls, reason: str) -> "HostReply":
@@ -58,6 +75,7 @@ class Host:
         self.root, self.isolation, self.call_timeout, self.env = root, isolation, call_timeout, env
         root.mkdir(parents=True, exist_ok=True)
         self.process: subprocess.Popen | None = None
+        self._replies: LineReader | None = None
         self._start()
 
     def _start(self) -> None:
@@ -69,6 +87,7 @@ class Host:
                 [*isolated_python(), str(HOST), str(self.root), self.isolation, str(self.call_timeout)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=self.root,
                 env=self.env, start_new_session=True, bufsize=0)
+        self._replies = LineReader(self.process.stdout.fileno())
 
     def warm(self) -> None:
         """Start the host (it warms up at once) if it is not running."""
@@ -77,10 +96,10 @@ class Host:
 
     def grade(self, args: list[str], *, cwd: Path, log: Path, timeout: float) -> HostReply:
         self.warm()
-        request = {"args": args, "cwd": str(cwd), "log": str(log), "timeout": timeout}
+        request = HostRequest(args, str(cwd), str(log), timeout)
         try:
-            self.process.stdin.write((json.dumps(request) + "\n").encode())
-            return HostReply.from_json(self._read_line(timeout + GRACE_SECONDS))
+            self.process.stdin.write(request.to_line())
+            return HostReply.from_message(self._reply(timeout + GRACE_SECONDS))
         except TimeoutError:
             reason = f"the grading host did not answer within {timeout + GRACE_SECONDS:g} s"
         except EOFError:
@@ -90,16 +109,11 @@ class Host:
         self.stop()  # the next grading gets a fresh host
         return HostReply.lost(reason)
 
-    def _read_line(self, timeout: float) -> bytes:
-        out, line = self.process.stdout, b""
-        while not line.endswith(b"\n"):
-            if not select.select([out], [], [], timeout)[0]:
-                raise TimeoutError
-            chunk = out.read(1)
-            if not chunk:
-                raise EOFError("the grading host stopped")
-            line += chunk
-        return line
+    def _reply(self, timeout: float) -> dict:
+        message = self._replies.next(timeout)
+        if message is None:
+            raise TimeoutError if self._replies.open else EOFError("the grading host stopped")
+        return message
 
     def stop(self) -> None:
         """End the host and everything below it (its worker, a grading in progress)."""

@@ -7,7 +7,7 @@ zygote (grader/host/slot.py). Each request (a JSON line on stdin) grades one lea
 1. the slot makes the learner's folders and cgroup, and the zygote forks the learner's
    own worker into them, in a fresh sandbox (grader/sandbox/confine.py);
 2. the host forks the scoring process, ``pytest grader --target ...``, and lends it that
-   worker (a plugin passed to ``pytest.main``, grader/plugin.py's ``LendWorker``). When
+   worker (a plugin passed to ``pytest.main``, grader/plugin.py's ``GradingPlugin(lent=...)``). When
    the host is root, the scoring process then runs as a user of its own:
    the host hands it a copy of the submission and its results.json (open, by descriptor)
    first, since the instructor's folders are out of that user's reach;
@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import gc
 import importlib
-import json
 import os
 import select
-import signal
 import sys
 import tempfile
 import time
@@ -38,17 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script:
 
 from grader import KIT_ROOT  # noqa: E402
 from grader.core import catalogue  # noqa: E402
-from grader.core.processes import become_subreaper, descendants, kill_all_below, kill_group, prctl  # noqa: E402
-from grader.host.client import HostReply  # noqa: E402
+from grader.ground.processes import descendants, kill_all_below, kill_group  # noqa: E402
+from grader.sandbox.confine import become_subreaper, die_with_parent  # noqa: E402
+from grader.sandbox.protocol import LineReader  # noqa: E402
+from grader.host.client import HostReply, HostRequest  # noqa: E402
 from grader.host.slot import Learner, Slot, SlotError, become, scoring_view  # noqa: E402
-from grader.sandbox.protocol import Exit  # noqa: E402
+from grader.ground.exits import Exit  # noqa: E402
 
-PR_SET_PDEATHSIG = 1
 SAMPLE_SECONDS = 0.5
-
-
-def die_with_parent() -> None:
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 # ------------------------------------------------------------------ processes and memory
@@ -65,20 +60,20 @@ def proportional_kb(pids: list[int]) -> int:
 
 
 # ------------------------------------------------------------------ one learner
-def _grading_child(request: dict, slot: Slot, learner: Learner) -> None:
+def _grading_child(request: HostRequest, slot: Slot, learner: Learner) -> None:
     """Runs in the forked child: the scoring process of one learner. Never returns."""
     code = Exit.INTERNAL_ERROR
     try:
         os.setsid()
         die_with_parent()
-        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        log = os.open(request.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
         for stream in (sys.stdout, sys.stderr):  # the summary's marks, whatever the locale
             stream.reconfigure(encoding="utf-8", errors="replace")
-        os.chdir(request["cwd"])
-        args = list(request["args"])
+        os.chdir(request.cwd)
+        args = list(request.args)
         if slot.users is not None:
             args = _hand_over(args, learner, slot.users)
             scoring_view(slot.users, slot.root)
@@ -88,13 +83,13 @@ def _grading_child(request: dict, slot: Slot, learner: Learner) -> None:
             os.environ["HOME"] = str(learner.private)
         import pytest
 
-        from grader.plugin import LendWorker
+        from grader.plugin import GradingPlugin
 
         tempfile.tempdir = str(learner.private)  # the grader's own folder, out of learner code's sight
         # The checks were imported before pytest could rewrite their asserts; their messages
         # say everything already, so pytest need not warn about it.
         code = int(pytest.main(["-W", "ignore::pytest.PytestAssertRewriteWarning", *args],
-                               plugins=[LendWorker(slot.lend(learner))]))
+                               plugins=[GradingPlugin(lent=slot.lend(learner))]))
     except BaseException:  # noqa: BLE001 - report, then leave
         import traceback
 
@@ -145,17 +140,17 @@ def _wait(pid: int, timeout: float, slot: Slot) -> tuple[int | None, bool, int, 
     return code, timed_out, usage.ru_maxrss, peak_pss
 
 
-def grade(request: dict, slot: Slot) -> HostReply:
+def grade(request: HostRequest, slot: Slot) -> HostReply:
     started = time.monotonic()
     try:
         learner = slot.open_learner()
     except SlotError as error:
-        _note_in_log(request["log"], str(error))
+        _note_in_log(request.log, str(error))
         return HostReply(None, seconds=round(time.monotonic() - started, 2), sandbox=slot.facts, reason=str(error))
     pid = os.fork()
     if pid == 0:
         _grading_child(request, slot, learner)
-    code, timed_out, peak_rss, peak_pss = _wait(pid, float(request["timeout"]), slot)
+    code, timed_out, peak_rss, peak_pss = _wait(pid, request.timeout, slot)
     slot.close_learner(learner)
     kill_all_below(spare=slot.process.pid if slot.alive() else None)
     slot.empty()
@@ -163,11 +158,11 @@ def grade(request: dict, slot: Slot) -> HostReply:
                      reason=_why_not_graded(code, timed_out))
 
 
-def grade_or_say_why(request: dict, slot: Slot) -> HostReply:
+def grade_or_say_why(message: dict, slot: Slot) -> HostReply:
     """A grading; a surprise in it (in the clean-up after a learner, say) is that
     learner's reply, and the slot starts the next one afresh, never the host's end."""
     try:
-        return grade(request, slot)
+        return grade(HostRequest.from_message(message), slot)
     except Exception as error:  # noqa: BLE001 - one learner's surprise must not end the host
         kill_all_below()
         slot.stop()
@@ -220,9 +215,8 @@ def main(argv: list[str]) -> int:
     replies = os.dup(1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray prints must not corrupt the replies
     try:
-        for line in sys.stdin:
-            if line.strip():
-                os.write(replies, (grade_or_say_why(json.loads(line), slot).to_json() + "\n").encode())
+        for message in LineReader(sys.stdin.fileno()):
+            os.write(replies, grade_or_say_why(message, slot).to_line())
     finally:
         slot.stop()
         kill_all_below()

@@ -10,21 +10,20 @@ shown to learner code. The slot keeps nothing else but files of exact names.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
-import select
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader import KIT_ROOT
-from grader.core import files
-from grader.core.processes import children, kill, kill_group
+from grader.ground import files
+from grader.ground.processes import children, kill, kill_group
 from grader.sandbox import isolation
 from grader.sandbox import confine
 from grader.sandbox.cgroups import Cgroups, LearnerGroup
+from grader.sandbox.protocol import LineReader, frame
 
 READY_SECONDS = 120  # for a zygote still warming up, on a busy machine
 END_SECONDS = 20
@@ -60,7 +59,7 @@ class Slot:
         self.facts = isolation.facts(mode, cgroup=self.cgroups.version if self.cgroups else "none", users=self.users,
                                      fresh_per_learner=mode == "bwrap", capped_scratch=self.capped_scratch, notes=notes)
         self.process = None
-        self._replies = b""
+        self._replies: LineReader | None = None
         self.start()
 
     # -- what this host can do, found out once
@@ -122,9 +121,9 @@ class Slot:
         from grader.sandbox.client import spawn_worker
 
         self.stop()
-        self.process = spawn_worker(self.root, self.wrap, self.limits, self.template, long_lived=True, zygote=True)
-        self.zygote_pid = self.process.zygote_pid or self.process.pid
-        self._replies = b""
+        self.process, self.zygote_pid = spawn_worker(self.root, self.wrap, self.limits, self.template,
+                                                     long_lived=True, zygote=True)
+        self._replies = LineReader(self.process.stdout.fileno())
 
     def stop(self) -> None:
         if self.process is not None:
@@ -136,29 +135,17 @@ class Slot:
         return self.process is not None and self.process.poll() is None
 
     def _send(self, message: dict) -> None:
-        # A newline first: the end of a request the last learner's worker did not read stands alone.
-        self.process.stdin.write(b"\n" + json.dumps(message).encode() + b"\n")
+        self.process.stdin.write(frame(message))  # the end of a request the last learner's worker did not read stands alone
         self.process.stdin.flush()
 
     def _await(self, wanted, seconds: float) -> dict | None:
         """The first reply ``wanted`` accepts, skipping others (late replies to the last
         learner's calls); None when the zygote is gone or too slow."""
         deadline = time.monotonic() + seconds
-        out = self.process.stdout.fileno()
         while True:
-            while b"\n" in self._replies:
-                line, self._replies = self._replies.split(b"\n", 1)
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(message, dict) and wanted(message):
-                    return message
-            ready, _, _ = select.select([out], [], [], max(deadline - time.monotonic(), 0))
-            chunk = os.read(out, 65536) if ready else b""
-            if not chunk:
-                return None
-            self._replies += chunk
+            message = self._replies.next(max(deadline - time.monotonic(), 0))
+            if message is None or wanted(message):
+                return message
 
     # -- one learner
     def open_learner(self) -> Learner:

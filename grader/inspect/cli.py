@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import os
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 from grader.core import summary
 from grader.core.results import Grade
 from grader.inspect import rubric
-from grader.sandbox.protocol import Exit
+from grader.ground.exits import Exit
 from grader.inspect.source import OpenedStore, StoreProblem, open_store, without_password
 
 
@@ -118,7 +117,7 @@ def _unreadable(args: argparse.Namespace, problem: str) -> int:
 
 def _write_json(path: str | None, grade: Grade, extra: dict) -> None:
     if path:
-        Path(path).write_text(json.dumps(grade.to_gradescope(extra), indent=2))
+        grade.results(extra).write(Path(path))
 
 
 # ---------------------------------------------------------------- a class server

@@ -11,7 +11,7 @@ from pathlib import Path
 from grader import KIT_ROOT
 from grader.core import catalogue, options
 from grader.core.options import grade_command
-from grader.sandbox.protocol import Exit
+from grader.ground.exits import Exit
 
 
 def add_parser(commands) -> None:

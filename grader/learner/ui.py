@@ -26,17 +26,19 @@ from pathlib import Path
 from urllib.parse import quote
 
 from grader import KIT_ROOT
-from grader.core import catalogue, files, summary
+from grader.core import catalogue, summary
+from grader.ground import files
 from grader.core.board import Board
 from grader.core.options import grade_command, grading_args, new_seed, target_words
 from grader.core.places import Places
-from grader.core.results import read_grading
-from grader.core.processes import become_subreaper, kill_all_below
+from grader.core.results import Results, read_grading
+from grader.ground.processes import kill_all_below
+from grader.sandbox.confine import become_subreaper
 from grader.core.source import is_untouched_stub, read_module
 from grader.core.store import Store, scratch_parent
 from grader.core.tracking_server import LOOPBACK, MlflowServer, ServerError, free_port, server_options
 from grader.learner.watch import GRADING_TIMEOUT, stop_on_signals
-from grader.sandbox.protocol import Exit
+from grader.ground.exits import Exit
 
 MAX_RUNS = 5  # runs listed per experiment (a tuning makes more): the UI shows them all
 LOG_LINES = 8  # of a grading that could not finish, shown
@@ -113,7 +115,7 @@ class Ui:
         kill_all_below()  # a grading Ctrl-C cut short: its scoring process, worker and calls
         files.remove_tree(self.root)
 
-    def grade(self) -> dict | None:
+    def grade(self) -> Results | None:
         """results.json of ``pytest grader -k FUNCTION --seed N --keep-stores``, run with
         ``TMPDIR`` set to ``root``: its stores are kept there. None: it could not finish."""
         results, log = self.root / "results.json", self.root / "grading.log"
@@ -136,7 +138,7 @@ class Ui:
                   file=sys.stderr)
         return graded
 
-    def show_verdict(self, results: dict) -> None:
+    def show_verdict(self, results: Results) -> None:
         board, module = Board(), self.exercise.module
         board.record(results)
         entry = board.entries[self.exercise.key]

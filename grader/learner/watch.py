@@ -37,16 +37,17 @@ import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.core import catalogue, files, summary
+from grader.core import catalogue, summary
+from grader.ground import files
 from grader import KIT_ROOT
 from grader.core.board import CHECKING, UNCHECKED, Board, Entry
 from grader.core.options import grading_args, new_seed, target_words
 from grader.core.places import Places
-from grader.core.results import read_grading
+from grader.core.results import Results, read_grading
 from grader.core.source import fingerprints, is_untouched_stub, read_module
 from grader.core.store import scratch_parent
 from grader.host.client import Host
-from grader.sandbox.protocol import Exit
+from grader.ground.exits import Exit
 
 POLL_SECONDS = 0.05
 MAX_HOSTS = 2  # one may hold a call that hangs while the other checks the next save
@@ -78,7 +79,7 @@ class Grading:
     host: Host
     prints: dict[str, str | None]  # the fingerprints of the code it checks, as it started
     started: float = field(default_factory=time.monotonic)
-    results: dict | None = None
+    results: Results | None = None
     said: str = ""  # what the status line says once it is done
     stale: bool = False  # code it checks changed meanwhile: stopped, its verdicts dropped
     done: threading.Event = field(default_factory=threading.Event)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from grader.core.processes import kill
+from grader.ground.processes import kill
 
 PREFIX = "mlflow-kit-"
 V1_CONTROLLERS = ("memory", "pids", "freezer")

@@ -2,7 +2,7 @@
 
 What crosses the wall, and how, is the protocol (protocol.py). Only plain data crosses
 back: ``result.json`` and ``.npy`` arrays read without pickle, and without following a link
-(learner code can write the call folders: grader/core/files.py). The worker is restarted
+(learner code can write the call folders: grader/ground/files.py). The worker is restarted
 when it dies, so one crash costs one call, never the session.
 """
 from __future__ import annotations
@@ -22,17 +22,17 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 import cloudpickle
 
-from grader.core import files
-from grader.core.processes import isolated_python, kill_group
+from grader.ground import files
+from grader.ground.processes import isolated_python, kill_group
 from grader.sandbox import confine
 from grader.sandbox.cgroups import oom_kills
 from grader.sandbox.protocol import (
     ARRAY_FILE, MAX_ARRAY_FILE_BYTES, MAX_RESULT_BYTES, OUTPUT_FILE, REQUEST_FILE, RESULT_FILE, STACK_FILE, WORKER_DIED,
-    CallResult, Status,
+    CallResult, LineReader, Status, frame,
 )
 
 WORKER = Path(__file__).resolve().with_name("worker.py")
@@ -97,17 +97,17 @@ class Sandbox:
         self._ids = itertools.count(secrets.randbits(40) << 8)
         self._lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}  # call id -> the call
-        self._process: subprocess.Popen | None = None
+        self._worker: WorkerHandle | None = None
         self.max_rss_kb = 0  # the largest peak resident memory of any call so far
-        self._groups: dict[int, tuple[int, subprocess.Popen]] = {}  # call id -> (process group, worker), running or kept
+        self._groups: dict[int, tuple[int, WorkerHandle]] = {}  # call id -> (process group, worker), running or kept
         self._releasing: dict[int, Future] = {}  # kept call id -> resolved once the worker ended what it left
         self._traffic = Traffic()
         # Where the kernel counts out-of-memory kills of the learner's code (a grading host's cgroup).
         self.memory_events: Path | None = lent.memory_events if lent is not None else None
         self.memory_limit_mb: int | None = lent.memory_limit_mb if lent is not None else None
         if lent is not None:  # already warm: read its replies from now on
-            self._process = lent
-            threading.Thread(target=self._read_replies, args=(lent,), daemon=True).start()
+            self._worker = WorkerHandle.lent(lent)
+            threading.Thread(target=self._read_replies, args=(self._worker,), daemon=True).start()
 
     # -- worker life cycle
     def start(self) -> None:
@@ -115,23 +115,22 @@ class Sandbox:
         with self._lock:
             self._ensure_worker()
 
-    def _ensure_worker(self) -> "subprocess.Popen | LentWorker":
-        if self._process is None or self._process.poll() is not None or getattr(self._process, "gone", False):
-            if isinstance(self._process, LentWorker) and not self._process.replaceable:
-                return self._process  # only its owner may start another: calls to it crash
-            self._process = spawn_worker(self.scratch, self.wrap, self.limits, self.template)
-            threading.Thread(target=self._read_replies, args=(self._process,), daemon=True).start()
-        return self._process
+    def _ensure_worker(self) -> WorkerHandle:
+        if self._worker is None or not self._worker.alive:
+            if self._worker is not None and not self._worker.replaceable:
+                return self._worker  # only its owner may start another: calls to it crash
+            self._worker = WorkerHandle.owned(spawn_worker(self.scratch, self.wrap, self.limits, self.template)[0])
+            threading.Thread(target=self._read_replies, args=(self._worker,), daemon=True).start()
+        return self._worker
 
-    def _read_replies(self, process: subprocess.Popen) -> None:
-        for line in process.stdout:
-            message = json.loads(line)
+    def _read_replies(self, worker: WorkerHandle) -> None:
+        for message in LineReader(worker.stdout.fileno()):
             if "ended" in message:
                 break  # a lent worker's end, said by the zygote that holds its pipe
             if "started" in message:
                 if not self.wrap:  # a wrapper's pids live in its own namespace (and die with it)
                     with self._lock:
-                        self._groups[message["started"]] = (message["pid"], process)
+                        self._groups[message["started"]] = (message["pid"], worker)
                 continue
             if "released" in message:
                 with self._lock:
@@ -158,23 +157,23 @@ class Sandbox:
                 call.future.set_result(result)
         # This worker is gone: every call still waiting on it crashed with it, and must not
         # outlive it. (A new worker may already be serving other calls: leave those be.)
-        process.gone = True  # its exit may not be reaped yet: never send it another call
-        self._kill_running_calls(process)
+        worker.gone = True  # its exit may not be reaped yet: never send it another call
+        self._kill_running_calls(worker)
         with self._lock:
-            orphans = [call_id for call_id, call in self._pending.items() if call.process is process]
+            orphans = [call_id for call_id, call in self._pending.items() if call.worker is worker]
             orphans = [self._pending.pop(call_id) for call_id in orphans]
         for call in orphans:
             call.future.set_result(CallResult(Status.CRASHED, call.call_dir, error=WORKER_DIED))
         with self._lock:  # what it kept went with it
-            waiting = list(self._releasing.values()) if process is self._process else []
+            waiting = list(self._releasing.values()) if worker is self._worker else []
         for released in waiting:
             if not released.done():
                 released.set_result(True)
 
-    def _kill_running_calls(self, process: subprocess.Popen | None = None) -> None:
+    def _kill_running_calls(self, worker: WorkerHandle | None = None) -> None:
         """End the process groups of calls still running (on one worker, or on any)."""
         with self._lock:
-            doomed = [k for k, (_, owner) in self._groups.items() if process is None or owner is process]
+            doomed = [k for k, (_, owner) in self._groups.items() if worker is None or owner is worker]
             groups = [self._groups.pop(k)[0] for k in doomed]
         for group in groups:
             kill_group(group)
@@ -182,9 +181,8 @@ class Sandbox:
     def close(self) -> None:
         """Stop the worker and anything still running under it (a lent worker goes back
         to its owner, who decides whether it serves again)."""
-        if self._process is not None and self._process.poll() is None and not isinstance(self._process, LentWorker):
-            kill_group(self._process.pid)
-            self._process.wait()
+        if self._worker is not None:
+            self._worker.end(wait=True)
         self._kill_running_calls()
 
     # -- calls
@@ -198,21 +196,21 @@ class Sandbox:
         future: Future = Future()
         kills_before = self._oom_kills()
         with self._lock:
-            process = self._ensure_worker()
-            self._pending[call_id] = _Pending(future, call_dir, process, kills_before, keep)
-            line = json.dumps({"id": call_id, "dir": str(call_dir), "timeout": timeout, "keep": keep}) + "\n"
+            worker = self._ensure_worker()
+            self._pending[call_id] = _Pending(future, call_dir, worker, kills_before, keep)
+            line = frame({"id": call_id, "dir": str(call_dir), "timeout": timeout, "keep": keep})
             for attempt in range(2):  # a worker that died a moment ago is replaced once
                 try:
-                    if getattr(process, "gone", False):
+                    if worker.gone:
                         raise BrokenPipeError
-                    process.stdin.write(line.encode())
-                    process.stdin.flush()
+                    worker.stdin.write(line)
+                    worker.stdin.flush()
                     break
                 except (BrokenPipeError, OSError):
-                    process.gone = True
+                    worker.gone = True
                     if attempt == 0:
-                        process = self._ensure_worker()
-                        self._pending[call_id].process = process
+                        worker = self._ensure_worker()
+                        self._pending[call_id].worker = worker
             else:
                 self._pending.pop(call_id)
                 future.set_result(CallResult(Status.CRASHED, call_dir, error=WORKER_DIED))
@@ -244,16 +242,16 @@ class Sandbox:
         """End everything a kept call (``keep=True``) left running, and wait until it is gone."""
         released: Future = Future()
         with self._lock:
-            process = self._process
+            worker = self._worker
             self._releasing[call_id] = released
             group = self._groups.pop(call_id, None)
         if group is not None:  # where the grader can see its pids, it ends it itself too
             kill_group(group[0])
         try:
-            if process is None or getattr(process, "gone", False):
+            if worker is None or worker.gone:
                 return  # the worker went, and what it kept with it
-            process.stdin.write((json.dumps({"release": call_id}) + "\n").encode())
-            process.stdin.flush()
+            worker.stdin.write(frame({"release": call_id}))
+            worker.stdin.flush()
             released.result(timeout=timeout)
         except (OSError, TimeoutError):
             pass  # a worker that cannot answer is ended with all it kept when the sandbox closes
@@ -263,10 +261,8 @@ class Sandbox:
 
     def _restart(self) -> None:
         with self._lock:
-            if self._process is not None and self._process.poll() is None:
-                if not isinstance(self._process, LentWorker):  # a lent one is its owner's to end
-                    kill_group(self._process.pid)
-                self._process.gone = True
+            if self._worker is not None and self._worker.alive:
+                self._worker.end()  # the next call starts another (if it may: ``replaceable``)
 
     # -- out of memory
     def _oom_kills(self) -> int:
@@ -287,18 +283,18 @@ class _Pending:
 
     future: Future
     call_dir: Path
-    process: "subprocess.Popen | LentWorker"  # the worker it was sent to
+    worker: "WorkerHandle"  # the worker it was sent to
     oom_kills: int  # the learner's out-of-memory kills before it started
     keep: bool = False  # what it starts outlives it, until released (protocol.step_request)
 
 
 def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Path | None,
-                 long_lived: bool = False, zygote: bool = False) -> subprocess.Popen:
+                 long_lived: bool = False, zygote: bool = False) -> tuple[subprocess.Popen, int]:
     """Start a worker (in its own session, so its whole process group can be ended). A
     long-lived one (a grading host's) first moves its heap to huge pages: that costs
     a moment once, and makes each of its many forks cheaper. A zygote forks a worker per
-    learner instead of serving calls (worker.py); ``.zygote_pid`` is its pid, learned
-    from bubblewrap when it wraps it."""
+    learner instead of serving calls (worker.py). Returns the process and the worker's own
+    pid: bubblewrap's child when it wraps a zygote (learned from bubblewrap), else the process's."""
     info_read, info_write = os.pipe() if wrap and zygote else (None, None)
     info = ["--info-fd", str(info_write)] if info_write is not None else []
     try:
@@ -322,10 +318,10 @@ def spawn_worker(scratch: Path, wrap: Sequence[str], limits: dict, template: Pat
     finally:
         if info_write is not None:
             os.close(info_write)
-    process.zygote_pid = _sandboxed_pid(info_read) if info else process.pid
+    pid = (_sandboxed_pid(info_read) if info else None) or process.pid
     if info_read is not None:
         os.close(info_read)
-    return process
+    return process, pid
 
 
 def _sandboxed_pid(info: int) -> int | None:
@@ -371,14 +367,40 @@ class LentWorker:
     memory_events: Path | None = None
     memory_limit_mb: int | None = None
     replaceable: bool = True  # whether the borrower may start a worker of its own should it die
+
+
+@dataclass(eq=False)
+class WorkerHandle:
+    """The worker a Sandbox sends calls to: one it started (``process``: it may end it) or
+    one lent by a grading host (its pipes only: its owner ends it, and the Sandbox learns
+    of its death from the pipe closing). ``gone``: never send it another call."""
+
+    stdin: BinaryIO
+    stdout: BinaryIO
+    process: subprocess.Popen | None = None  # None: lent
+    replaceable: bool = True
     gone: bool = False
 
-    def __post_init__(self):
-        self.stdin = os.fdopen(self.stdin_fd, "wb", closefd=False)
-        self.stdout = os.fdopen(self.stdout_fd, "rb", closefd=False)
+    @classmethod
+    def owned(cls, process: subprocess.Popen) -> "WorkerHandle":
+        return cls(process.stdin, process.stdout, process)
 
-    def poll(self) -> int | None:
-        return -1 if self.gone else None
+    @classmethod
+    def lent(cls, lent: LentWorker) -> "WorkerHandle":
+        return cls(os.fdopen(lent.stdin_fd, "wb", closefd=False), os.fdopen(lent.stdout_fd, "rb", closefd=False),
+                   replaceable=lent.replaceable)
+
+    @property
+    def alive(self) -> bool:
+        return not self.gone and (self.process is None or self.process.poll() is None)
+
+    def end(self, wait: bool = False) -> None:
+        """Stop it and all below it, if it is ours (a lent one is its owner's to end)."""
+        if self.process is not None and self.process.poll() is None:
+            kill_group(self.process.pid)
+            if wait:
+                self.process.wait()
+        self.gone = True
 
 
 

@@ -28,7 +28,7 @@ CLONE_NEWPID = 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MS_SHARED = 0x20, 0x1000, 0x4000, 0x40000, 0x100000
 MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 36, 38
 CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_LAST = 5, 6, 7, 63
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -66,6 +66,12 @@ def die_with_parent() -> None:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def become_subreaper() -> None:
+    """Orphans of everything this process started become its children, not init's: none
+    can slip out of ``processes.kill_all_below`` (a grading host's, ``ui``'s)."""
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 # ------------------------------------------------------------------ one learner's namespaces

@@ -22,6 +22,10 @@ One call, in order:
 5. The grader reads those files, never following a link and never unpickling, into a
    ``CallResult``.
 
+Every message on the pipes (the grader's requests, the worker's and the zygote's replies,
+and a grading host's) is one JSON object on a line of its own, written by ``frame`` and read
+by ``LineReader``, which skips what is not one (the end of a line a dead writer cut short).
+
 A step asked to keep (``"keep": true`` on its line) leaves what it started running once
 it returns; ``{"release": 7}`` ends that, and the worker says ``{"released": 7}``.
 
@@ -32,11 +36,15 @@ it is gone.
 """
 from __future__ import annotations
 
+import json
+import os
+import select
 import sys
+import time
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 DEFAULT_CALL_TIMEOUT = 90.0  # seconds one learner call may take, unless told otherwise
 ISOLATION_MODES = ("none", "limits", "bwrap")  # how learner code is fenced in: grader/sandbox/isolation.py
@@ -64,22 +72,67 @@ class Status(StrEnum):
     CRASHED = "crashed"  # the process died (a signal, os._exit, the worker under it)
 
 
-class Exit(IntEnum):
-    """How the kit's processes end, by name: commands, the scoring process (pytest's own
-    codes 0 and 1), and the processes the sandbox and the host fork."""
-
-    OK = 0
-    NOT_DONE = 1  # it ran, and not all is done: a check failed, a learner was not graded, nothing was overwritten
-    REFUSED = 2  # a command refused what it was given (a folder, a store, a gradebook), and said why
-    INTERNAL_ERROR = 70  # the process itself failed (sysexits' EX_SOFTWARE), and printed why
-
-    @staticmethod
-    def signalled(signum: int) -> int:
-        """The shell's code for a process a signal stopped."""
-        return 128 + signum
+# ------------------------------------------------------------------ lines on the pipes
+def frame(message: dict) -> bytes:
+    """A message as it crosses a pipe, either way: a JSON object on a line of its own. A
+    newline first: the end of a line a dead writer left cut short then stands alone, and
+    ``LineReader`` skips it."""
+    return b"\n" + json.dumps(message).encode() + b"\n"
 
 
-GRADED = (Exit.OK, Exit.NOT_DONE)  # a scoring process that ran every check it was given
+class LineReader:
+    """The messages arriving on a pipe (a file descriptor), in order: each line a JSON
+    object; blank lines, and lines that are not one, are skipped."""
+
+    MAX_LINE = 1 << 20  # a message is a few hundred bytes; a longer line is not one
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buffer = b""
+        self.open = True
+
+    def feed(self) -> bool:
+        """Read what the pipe holds now (blocking until something or its end); False at its end."""
+        chunk = os.read(self.fd, 65536)
+        self.open = bool(chunk)
+        self.buffer += chunk
+        if b"\n" not in self.buffer and len(self.buffer) > self.MAX_LINE:
+            self.buffer = b""
+        return self.open
+
+    def messages(self) -> Iterator[dict]:
+        """The whole messages read so far."""
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            if not line.strip():
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                yield message
+
+    def __iter__(self) -> Iterator[dict]:
+        """Every message, until the pipe ends."""
+        while True:
+            yield from self.messages()
+            if not self.feed():
+                yield from self.messages()
+                return
+
+    def next(self, seconds: float) -> dict | None:
+        """The next message within ``seconds``; None if the pipe ends or none comes in time."""
+        deadline = time.monotonic() + seconds
+        while True:
+            for message in self.messages():
+                return message
+            if not self.open:
+                return None
+            ready, _, _ = select.select([self.fd], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                return None
+            self.feed()
 
 
 # ------------------------------------------------------------------ requests

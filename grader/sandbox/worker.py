@@ -39,11 +39,13 @@ import traceback
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 
-def _load_beside(name: str):
-    """A module beside this file (the sandbox binds both), loaded by path: ``python -I``
-    does not put this folder on sys.path, and a learner's module of the same name must
-    not find it there (it is known as ``_kit_<name>``)."""
-    spec = importlib.util.spec_from_file_location(f"_kit_{name}", os.path.join(os.path.dirname(__file__), f"{name}.py"))
+def _load_beside(name: str, folder: str = "."):
+    """A module beside this file, or in ``folder`` relative to it (the sandbox binds them
+    all: ``isolation.WORKER_SCRIPTS``), loaded by path: ``python -I`` does not put this
+    folder on sys.path, and a learner's module of the same name must not find it there
+    (it is known as ``_kit_<name>``)."""
+    here = os.path.dirname(__file__)
+    spec = importlib.util.spec_from_file_location(f"_kit_{name}", os.path.normpath(os.path.join(here, folder, f"{name}.py")))
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -54,8 +56,9 @@ _speedups = _load_beside("speedups")
 _speedups.one_blas_thread()
 _confine = _load_beside("confine")
 _protocol = _load_beside("protocol")
+_exits = _load_beside("exits", "../ground")
 _patches = _load_beside("mlflow_patches")
-Status, Exit = _protocol.Status, _protocol.Exit
+Status, Exit = _protocol.Status, _exits.Exit
 
 import logging  # noqa: E402
 import warnings  # noqa: E402
@@ -334,7 +337,7 @@ SWEEP_STRAYS = os.environ.pop("GRADER_SWEEP_STRAYS", "") == "1"
 
 def _kill(pid: int, group: bool = False) -> None:
     """SIGKILL a process (or its group); one already gone, or no longer ours, is fine.
-    (The grader's side has its own, grader/core/processes.py: this file imports none of it.)"""
+    (The grader's side has its own, grader/ground/processes.py: this file imports none of it.)"""
     try:
         (os.killpg if group else os.kill)(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -385,7 +388,7 @@ class Worker:
         self.kept: dict[int, int] = {}  # call id -> the session (and process group) it left running
 
     def reply(self, message: dict) -> None:
-        os.write(self.out, (json.dumps(message) + "\n").encode())
+        os.write(self.out, _protocol.frame(message))
 
     def start(self, request: dict) -> None:
         limits = {**self.default_limits, **request.get("limits", {})}
@@ -440,24 +443,17 @@ class Worker:
     def serve(self, requests) -> None:
         self.reply({"ready": True, "pid": os.getpid(), **self.banner})
         stdin = requests if isinstance(requests, int) else requests.fileno()
-        buffer = b""
-        open_input = True
-        while open_input or self.running:
+        reader = _protocol.LineReader(stdin)
+        while reader.open or self.running:
             now = time.monotonic()
             wait = min([c["deadline"] for c in self.running.values()], default=now + 3600) - now
-            watched = ([stdin] if open_input else []) + list(self.running)
+            watched = ([stdin] if reader.open else []) + list(self.running)
             ready, _, _ = select.select(watched, [], [], max(wait, 0))
             for fd in ready:
                 if fd == stdin:
-                    chunk = os.read(stdin, 65536)
-                    if not chunk:
-                        open_input = False
-                    buffer += chunk
-                    while b"\n" in buffer:
-                        line, buffer = buffer.split(b"\n", 1)
-                        if line.strip():
-                            request = json.loads(line)
-                            self.release(request["release"]) if "release" in request else self.start(request)
+                    reader.feed()
+                    for request in reader.messages():
+                        self.release(request["release"]) if "release" in request else self.start(request)
                 else:
                     self.finish(fd)
             now = time.monotonic()
@@ -478,23 +474,14 @@ class Zygote:
         self.default_limits = default_limits
 
     def reply(self, message: dict) -> None:
-        os.write(self.out, (json.dumps(message) + "\n").encode())
+        os.write(self.out, _protocol.frame(message))
 
     def serve(self, stdin: int) -> None:
         self.reply({"ready": True, "zygote": True, "pid": os.getpid()})
-        buffer = b""
-        while True:
-            chunk = os.read(stdin, 65536)
-            if not chunk:
-                return
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue  # the end of a request the last learner's worker did not live to read
-                if isinstance(message, dict) and isinstance(message.get("learner"), dict):
+        reader = _protocol.LineReader(stdin)  # skips the end of a request the last learner's worker did not live to read
+        while reader.feed():
+            for message in reader.messages():
+                if isinstance(message.get("learner"), dict):
                     self.reply({"ended": message["learner"]["token"], "status": self.run_learner(message["learner"], stdin)})
 
     def run_learner(self, spec: dict, stdin: int) -> int:

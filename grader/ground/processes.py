@@ -6,26 +6,10 @@ the grader.)
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
 import time
-
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def prctl(option: int, value: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, value, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
-
-
-def become_subreaper() -> None:
-    """Orphans of everything this process started become its children, not init's: none
-    can slip out of ``kill_all_below``."""
-    prctl(PR_SET_CHILD_SUBREAPER, 1)
-
 
 def kill(pid: int) -> None:
     """SIGKILL a process; one already gone is fine, and so is one that is no longer ours
