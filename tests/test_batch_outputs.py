@@ -23,6 +23,7 @@ from grader.batch.outputs import OutputError, name_problem, write_learner_files
 from grader.batch.report import band_counts, bands
 from grader.batch.report import render as render_report
 from grader.core import catalogue
+from grader.core.results import Results
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -83,7 +84,9 @@ def test_an_output_folder_that_cannot_be_written_is_that_learners_error(tmp_path
 HOSTILE = "oops\n```\n<img src=x onerror=\"document.title='pwned'\">\n````"
 
 
-def _results(tests: list[dict], broken: dict | None = None) -> dict:
+def _results(tests: list[dict], broken: dict | None = None) -> Results:
+    """A learner's results.json as the scoring process writes it, read back as the batch does."""
+    tests = [{"score": 0, "max_score": 1, **test} for test in tests]
     exercises = {}
     for exercise in catalogue.load().exercises:
         mine = [t for t in tests if t["name"].startswith(exercise.key + ":")]
@@ -92,7 +95,7 @@ def _results(tests: list[dict], broken: dict | None = None) -> dict:
     extra = {"seed": 7, "exercises": exercises, "isolation": "bwrap"}
     if broken:
         extra["broken_modules"] = broken
-    return {"score": 0, "max_score": 100, "tests": tests, "extra_data": extra}
+    return Results.from_json({"score": 0, "max_score": 100, "tests": tests, "extra_data": extra})
 
 
 def _html(markdown: str) -> str:
