@@ -64,7 +64,7 @@ def test_same_seed_same_result_and_nothing_written(tmp_path):
     args = ("-k", "log_run or find_best_run or annotate_version or set_alias")
     first = grade(folder, *args, seed=99, cwd=workdir, env=env, out=tmp_path / "a.json")
     second = grade(folder, *args, seed=99, cwd=workdir, env=env, out=tmp_path / "b.json")
-    done = FULL_MARKS["ex01_tracking.log_run"] + FULL_MARKS["ex01_tracking.find_best_run"] + FULL_MARKS["ex03_registry.annotate_version"]
+    done = FULL_MARKS["ex01_tracking.log_run"] + FULL_MARKS["ex01_tracking.find_best_run"]  # ex03 is the stub
     assert first.results["score"] == done and first.statuses()["ex03_registry.set_alias"] == "not_attempted"
     assert first.results["tests"] == second.results["tests"]
     assert "seed 99" in first.output
@@ -74,6 +74,18 @@ def test_same_seed_same_result_and_nothing_written(tmp_path):
 def test_a_sandboxed_grading_counts_the_whole_kit_from_the_learners_code(tmp_path):
     """With --isolation limits (or bwrap) the copy of the learner's files goes with the
     grading's scratch: the board's count is made before, not from a folder already gone."""
-    graded = grade(REPO / "solutions", "-k", "log_run", "--isolation", "limits", out=tmp_path / "r.json")
+    graded = grade(REPO / "solutions", "-k", "log_run", "--isolation", "limits", out=tmp_path / "r.json",
+                   env={"XDG_CACHE_HOME": str(tmp_path / "cache")})  # no board from earlier gradings of solutions/
     points = catalogue.load().exercise("ex01_tracking", "log_run").points
     assert graded.results["score"] == points and f"the whole kit: 1/{FUNCTIONS} done" in graded.output, graded.output[-2000:]
+
+
+def test_no_progress_leaves_the_learners_board_as_it_was(tmp_path):
+    """The kit's own gradings of copies it made (a batch's, a notebook's) say --no-progress;
+    a learner's grading of their own folder keeps its verdicts for the board."""
+    cache = tmp_path / "cache"
+    boards = lambda: sorted(cache.rglob("progress/*.json"))  # noqa: E731
+    grade(REPO / "solutions", "-k", "log_run", "--no-progress", out=tmp_path / "a.json", env={"XDG_CACHE_HOME": str(cache)})
+    assert boards() == []
+    grade(REPO / "solutions", "-k", "log_run", out=tmp_path / "b.json", env={"XDG_CACHE_HOME": str(cache)})
+    assert len(boards()) == 1 and "ex01_tracking.log_run" in boards()[0].read_text()

@@ -108,3 +108,35 @@ def test_a_machine_without_git_is_told_so_not_the_learner(tmp_path):
     said = " ".join(graded.output.split())  # as one line: the summary wraps long messages
     assert "git is not installed on this machine" in said and "sudo apt install git" in said, graded.output[-3000:]
     assert "internal error" not in graded.output, graded.output[-3000:]
+
+
+ASYNCHRONOUS = '''
+def run_project(project_uri, experiment_id, params):  # MLflow starts `mlflow run` in a session of its own
+    submitted = mlflow.projects.run(project_uri, entry_point="main", parameters=params, experiment_id=experiment_id,
+                                    env_manager="local", synchronous=False)
+    if not submitted.wait():
+        raise RuntimeError(f"the project run {submitted.run_id} failed")
+    return submitted.run_id
+'''
+
+
+@pytest.mark.parametrize("mode", ["limits", pytest.param("bwrap", marks=needs_bwrap)])
+def test_a_project_run_asynchronously_and_waited_for_is_not_taken_for_a_stray(tmp_path, mode):
+    """``synchronous=False`` then ``wait()`` is as right as ``synchronous=True``: the sandbox's
+    sweep of strays (under bubblewrap) spares a running call's descendants in sessions of
+    their own, and still ends them with the grading."""
+    place = tmp_path / "tmp"
+    place.mkdir()
+    learner = shutil.copytree(REPO / "solutions", tmp_path / "learner", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(learner / "ex06_reproducible.py", "a") as module:  # later definitions win
+        module.write(ASYNCHRONOUS)
+    command = [sys.executable, "-m", "pytest", *grader_args(learner, "-k", "run_project or log_code_version",
+                                                            "--isolation", mode, seed=SEED, out=tmp_path / "r.json")]
+    completed, watch = watched(command, env={"TMPDIR": str(place)})
+    graded = Graded(completed.returncode, completed.stdout, json.loads((tmp_path / "r.json").read_text()))
+    key = "ex06_reproducible.run_project"
+    assert graded.scores()[key] == catalogue.load().exercise("ex06_reproducible", "run_project").points, completed.stdout[-3000:]
+    assert [pid for pid, seen in watch.processes.items() if " run " in f" {seen['command']} " and "mlflow" in seen["command"]], \
+        "MLflow's asynchronous `mlflow run` was never seen"
+    assert not watch.left(), f"processes outlived the grading: {watch.left()}"
+    assert not working_in(place), "a process still works in the grading's folders"

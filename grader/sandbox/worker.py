@@ -344,26 +344,50 @@ def _kill(pid: int, group: bool = False) -> None:
         pass
 
 
-def sweep_strays(running_calls: set[int]) -> None:
-    """Kill processes a finished call left behind, even those that escaped its process
-    group with setsid. A running call's processes keep its session id (the child's pid).
-    Strays whose parents died became this worker's children (it is the namespace's pid 1,
-    or a subreaper): what is dead of them is reaped."""
-    keep_sessions = running_calls | {os.getsid(0)}
+def _processes() -> dict[int, tuple[bytes, int, int]]:
+    """Every process this worker can see: pid -> (state, parent, session)."""
+    found = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in (1, os.getpid()):
+        if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as handle:
                 fields = handle.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue  # already gone
-        state, parent, session = fields[0], int(fields[1]), int(fields[3])
-        if session not in keep_sessions:
-            _kill(int(entry))
-        if state == b"Z" and parent == os.getpid() and int(entry) not in running_calls:
+        found[int(entry)] = (fields[0], int(fields[1]), int(fields[3]))
+    return found
+
+
+def sweep_strays(running_calls: set[int], kept_sessions: set[int] = frozenset()) -> None:
+    """Kill processes a finished call left behind, even those that escaped its process
+    group with setsid. A running call's processes are its descendants, whatever their
+    session (``mlflow.projects.run(synchronous=False)`` starts ``mlflow run`` in a session
+    of its own, and waits for it); what a kept call left keeps its session. Strays whose
+    parents died became this worker's children (it is the namespace's pid 1, or a
+    subreaper): what is dead of them is reaped."""
+    processes = _processes()
+    spared = set(running_calls) | {1, os.getpid()}
+
+    def in_a_running_call(pid: int) -> bool:
+        seen = []
+        while pid in processes and pid not in spared and pid not in seen:
+            seen.append(pid)
+            pid = processes[pid][1]
+        if pid in running_calls or (pid in spared and pid not in (1, os.getpid())):
+            spared.update(seen)
+            return True
+        return False
+
+    keep_sessions = set(running_calls) | set(kept_sessions) | {os.getsid(0)}
+    for pid, (state, parent, session) in processes.items():
+        if pid in (1, os.getpid()):
+            continue
+        if session not in keep_sessions and not in_a_running_call(pid):
+            _kill(pid)
+        if state == b"Z" and parent == os.getpid() and pid not in running_calls:
             try:
-                os.waitpid(int(entry), os.WNOHANG)
+                os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
 
@@ -429,7 +453,7 @@ class Worker:
 
     def _sweep(self) -> None:
         if self.sweep:
-            sweep_strays({c["pid"] for c in self.running.values()} | set(self.kept.values()))
+            sweep_strays({c["pid"] for c in self.running.values()}, set(self.kept.values()))
 
     def release(self, call_id: int, say: bool = True) -> None:
         """End what a kept call left running."""
