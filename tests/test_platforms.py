@@ -19,7 +19,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import jsonschema  # nbformat's own dependency: pinned with it
+import jsonschema  # pinned in requirements.txt
 import nbformat
 import pytest
 import yaml  # MLflow's own dependency: pinned with it
