@@ -13,7 +13,7 @@ code; AUTHORING.md says how to add an exercise. In short:
                           ``worker.py`` and its siblings inside, ``client.py`` outside.
 - ``ground/``             below both: exit codes, learner-writable files, processes.
 - ``host/``               warm grading hosts (batch slots, notebook kernels, watch).
-- ``batch/``, ``learner/``, ``inspect/``, ``authoring/``: the commands of ``python -m grader``.
+- ``batch/``, ``learner/``, ``inspect/``, ``platforms/``, ``authoring/``: the commands of ``python -m grader``.
 - ``notebook.py``         ``check(module, function)``: a notebook cell grading one exercise.
 """
 from pathlib import Path

@@ -18,10 +18,11 @@ def _command_groups():
     from grader.batch import cli as batch_cli
     from grader.inspect import cli as inspect_cli
     from grader.learner import cli as learner_cli
+    from grader.platforms import cli as platforms_cli
 
     return [
         ("Your exercises (grade them with `pytest grader`)", [learner_cli, inspect_cli]),
-        ("For course authors and instructors", [batch_cli, authoring_cli]),
+        ("For course authors and instructors", [batch_cli, platforms_cli, authoring_cli]),
     ]
 
 

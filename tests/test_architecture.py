@@ -22,7 +22,8 @@ FLOORS = (
     ("core", ("grader.core.*",)),
     ("checks and plugin", ("grader.test_ex*", "grader.plugin", "grader.conftest")),
     ("hosts", ("grader.host.*", "grader.notebook")),
-    ("commands", ("grader.batch.*", "grader.learner.*", "grader.inspect.*", "grader.authoring.*", "grader.__main__")),
+    ("commands", ("grader.batch.*", "grader.learner.*", "grader.inspect.*", "grader.authoring.*", "grader.platforms.*",
+                  "grader.__main__")),
 )
 
 

@@ -153,7 +153,7 @@ def test_a_notebook_learner_reads_cells_never_module_files():
     assert ".py" not in text.replace("dana.ipynb", ""), text
     key = "ex01_tracking.get_or_create_experiment"
     raised = [{"name": f"{key}: creates with tags", "status": "failed",
-               "output": f'`get_or_create_experiment` in ex01_tracking.py raised:\n  File "/dev/shm/x/ex01_tracking.py", line 25, in f'}]
+               "output": '`get_or_create_experiment` in ex01_tracking.py raised:\n  File "/dev/shm/x/ex01_tracking.py", line 25, in f'}]
     text = render(Row("dana", "graded", max_score=100, seed=7), _results(raised), source)
     assert "in your notebook raised" in text and "cell 14" in text, text
     assert "ex01_tracking" not in text and "/dev/shm" not in text, text

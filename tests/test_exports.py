@@ -62,7 +62,7 @@ class ImportAbandoned(Exception):
 def moodle_import(table: list[list[str]], field: str) -> dict[str, float | None]:
     """What Moodle's CSV grade import does with the file, the first column mapped to the
     user field ``field``: the grade each user gets."""
-    header, grades, user = table[0], {}, None
+    grades, user = {}, None  # table[0] is the header
     for line in table[1:]:
         value = line[0]
         if value:  # an empty identifier keeps the user of the row above

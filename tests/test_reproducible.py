@@ -57,6 +57,19 @@ def test_projects_git_and_the_tracking_server_end_with_the_grading(tmp_path, mod
         assert all(server["netns"] != ours for server in watch.listening.values()), watch.listening
 
 
+def graded_with(tmp_path: Path, definitions: str, *args: str):
+    """The solutions with ``definitions`` appended to ex06_reproducible.py (later definitions
+    win), graded with ``args`` from outside, TMPDIR a folder of the test's: (the completed
+    grading, what was watched, that folder)."""
+    place = tmp_path / "tmp"
+    place.mkdir()
+    learner = shutil.copytree(REPO / "solutions", tmp_path / "learner", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(learner / "ex06_reproducible.py", "a") as module:
+        module.write(definitions)
+    command = [sys.executable, "-m", "pytest", *grader_args(learner, *args, seed=SEED, out=tmp_path / "r.json")]
+    return (*watched(command, env={"TMPDIR": str(place)}), place)
+
+
 HANGS = '''
 
 def run_project(project_uri, experiment_id, params):  # a project whose command never ends
@@ -79,14 +92,7 @@ def log_run_rest(tracking_uri, experiment_id, params, metrics):  # waits for a r
 def test_a_project_or_a_rest_call_that_never_ends_is_stopped_with_its_processes(tmp_path):
     """Stopped at the call timeout: the project's command (which MLflow's runner starts in a
     session of its own), the grader's tracking server, and nothing left working."""
-    place = tmp_path / "tmp"
-    place.mkdir()
-    learner = shutil.copytree(REPO / "solutions", tmp_path / "learner", ignore=shutil.ignore_patterns("__pycache__"))
-    with open(learner / "ex06_reproducible.py", "a") as module:  # later definitions win
-        module.write(HANGS)
-    command = [sys.executable, "-m", "pytest", *grader_args(learner, "-k", "run_project or log_run_rest",
-                                                            "--call-timeout", "6", seed=SEED, out=tmp_path / "r.json")]
-    completed, watch = watched(command, env={"TMPDIR": str(place)})
+    completed, watch, place = graded_with(tmp_path, HANGS, "-k", "run_project or log_run_rest", "--call-timeout", "6")
     for function, seconds in (("run_project", 12), ("log_run_rest", 6)):  # a project's Python may take twice as long
         assert f"`{function}` in ex06_reproducible.py did not finish within {seconds} seconds" in completed.stdout, \
             completed.stdout[-3000:]
@@ -125,14 +131,7 @@ def test_a_project_run_asynchronously_and_waited_for_is_not_taken_for_a_stray(tm
     """``synchronous=False`` then ``wait()`` is as right as ``synchronous=True``: the sandbox's
     sweep of strays (under bubblewrap) spares a running call's descendants in sessions of
     their own, and still ends them with the grading."""
-    place = tmp_path / "tmp"
-    place.mkdir()
-    learner = shutil.copytree(REPO / "solutions", tmp_path / "learner", ignore=shutil.ignore_patterns("__pycache__"))
-    with open(learner / "ex06_reproducible.py", "a") as module:  # later definitions win
-        module.write(ASYNCHRONOUS)
-    command = [sys.executable, "-m", "pytest", *grader_args(learner, "-k", "run_project or log_code_version",
-                                                            "--isolation", mode, seed=SEED, out=tmp_path / "r.json")]
-    completed, watch = watched(command, env={"TMPDIR": str(place)})
+    completed, watch, place = graded_with(tmp_path, ASYNCHRONOUS, "-k", "run_project or log_code_version", "--isolation", mode)
     graded = Graded(completed.returncode, completed.stdout, json.loads((tmp_path / "r.json").read_text()))
     key = "ex06_reproducible.run_project"
     assert graded.scores()[key] == catalogue.load().exercise("ex06_reproducible", "run_project").points, completed.stdout[-3000:]

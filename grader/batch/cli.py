@@ -1,5 +1,6 @@
 """`python -m grader batch SUBMISSIONS_DIR --out OUT_DIR`: the instructor's batch grading,
-and `python -m grader export OUT_DIR --to canvas|moodle`: its grades for an LMS."""
+`python -m grader similarity SUBMISSIONS_DIR --out OUT_DIR`: similar submissions, and
+`python -m grader export OUT_DIR --to canvas|moodle`: its grades for an LMS."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,9 @@ BATCH_EXIT_CODES = """exit codes:
   2    refused: bad arguments, a gradebook that would be started anew, an unreadable roster,
        or a grading engine (Dask) that cannot start or go on; nothing more was written
   130  stopped by Ctrl-C (143: by SIGTERM): the rows written stay, --resume grades the rest"""
+SIMILARITY_EXIT_CODES = """exit codes:
+  0    compared: the list is written (empty or not)
+  2    refused (SUBMISSIONS_DIR is not a folder): nothing was written"""
 EXPORT_EXIT_CODES = """exit codes:
   0    every learner of the gradebook has a grade in the file
   1    the file is written, and some learners were left out (listed, with why)
@@ -67,7 +71,24 @@ def add_parser(commands) -> None:
         batch.add_argument(option, type=Path, metavar="PEM_FILE",
                            help=f"with --dask tls://...: {what} (PEM), as the scheduler's and workers' own "
                                 "--tls-* options (default: Dask's configuration)")
+    batch.add_argument("--similarity", action="store_true",
+                       help="also list similar submissions (as `python -m grader similarity`): similarity.csv, "
+                            "a page per pair in similarity/ and a section of report.html")
+    _similarity_options(batch, "--similarity-")
     batch.set_defaults(handler=run)
+
+    similar = commands.add_parser(
+        "similarity", help="list the learners whose own code (the stubs' taken away) is much the same",
+        description="Read every entry of SUBMISSIONS_DIR as `batch` does and compare what each learner wrote, "
+                    "function by function, the stub's text taken away, names made alike and comments left out "
+                    "(copydetect). Write OUT_DIR/similarity.csv (a row per listed pair and function), "
+                    "OUT_DIR/similarity/pair-NNN.html (the shared code side by side) and a section of "
+                    "OUT_DIR/report.html (the batch's report, when OUT_DIR holds a gradebook). A list to look at, "
+                    "not a finding.", epilog=SIMILARITY_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    similar.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR")
+    similar.add_argument("--out", type=Path, required=True, metavar="OUT_DIR")
+    _similarity_options(similar, "--")
+    similar.set_defaults(handler=_similarity)
 
     export = commands.add_parser(
         "export", help="write a batch's grades as a CSV that Canvas or Moodle imports",
@@ -87,6 +108,30 @@ def add_parser(commands) -> None:
                              "'NAME (ID)', as in Canvas's own export); without it Canvas makes a new one")
     export.add_argument("--excel", action="store_true", help="UTF-8 with a byte order mark, for Excel")
     export.set_defaults(handler=_export)
+
+
+def _similarity_options(parser: argparse.ArgumentParser, prefix: str) -> None:
+    from grader.batch.similarity import AGAINST, MIN_LENGTH, THRESHOLD
+
+    parser.add_argument(f"{prefix}threshold", dest="similarity_threshold", type=_share, default=THRESHOLD,
+                        metavar="SHARE", help="list a pair when this share (0 to 1) of one side's own code is in the "
+                                              "other's too (default %(default)s)")
+    parser.add_argument(f"{prefix}min-length", dest="similarity_min_length", type=int, default=MIN_LENGTH,
+                        metavar="TOKENS", help="only for a side that wrote at least this many tokens of its own, the "
+                                               "stub's taken away (default %(default)s; a full submission has about "
+                                               "3500)")
+    parser.add_argument("--against", choices=sorted(AGAINST), default=None,
+                        help="also compare every learner with the kit's reference solutions")
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1, such as 0.8")
+    return value
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -141,7 +186,27 @@ def resume_command(args: argparse.Namespace, left: list[str]) -> str:
             words += [option, f"{value:g}" if isinstance(value, float) else str(value)]
     if args.seed is not None:
         words += ["--seed", str(args.seed)]
+    if args.similarity:
+        words += ["--similarity", *similarity_words(args, "--similarity-")]
     return shlex.join(words + (["--regrade", ",".join(left)] if args.regrade else ["--resume"]))
+
+
+def similarity_words(args: argparse.Namespace, prefix: str) -> list[str]:
+    """The similarity options given that differ from the defaults, as words of a command."""
+    from grader.batch.similarity import MIN_LENGTH, THRESHOLD
+
+    words = []
+    if args.similarity_threshold != THRESHOLD:
+        words += [f"{prefix}threshold", f"{args.similarity_threshold:g}"]
+    if args.similarity_min_length != MIN_LENGTH:
+        words += [f"{prefix}min-length", str(args.similarity_min_length)]
+    return words + (["--against", args.against] if args.against else [])
+
+
+def _similarity_settings(args: argparse.Namespace):
+    from grader.batch.similarity import Settings
+
+    return Settings(args.similarity_threshold, args.similarity_min_length, args.against)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,6 +229,9 @@ def run(args: argparse.Namespace) -> int:
     except roster.RosterError as error:
         print(error, file=sys.stderr)
         return Exit.REFUSED
+    if not args.similarity and (args.against or similarity_words(args, "")):
+        print("--similarity-threshold, --similarity-min-length and --against go with --similarity", file=sys.stderr)
+        return Exit.REFUSED
     call_timeout = args.call_timeout or min(DEFAULT_CALL_TIMEOUT, args.timeout / 4)
     grading = GradingSettings(_seed(args), args.timeout, call_timeout, args.isolation)
     tls = {key: str(value) for key, value in (("tls_ca_file", args.tls_ca_file), ("tls_client_cert", args.tls_cert),
@@ -173,7 +241,8 @@ def run(args: argparse.Namespace) -> int:
         return Exit.REFUSED
     options = Options(args.submissions.resolve(), args.out.resolve(), grading, args.slots, dask=args.dask, dask_tls=tls,
                       keep=bool(args.resume or args.regrade), regrade=args.regrade or (), roster=class_roster,
-                      excel=args.excel, duplicates=args.duplicates)
+                      excel=args.excel, duplicates=args.duplicates,
+                      similarity=_similarity_settings(args) if args.similarity else None)
     print(f"grading {args.submissions} with seed {grading.seed}", file=sys.stderr)
     try:
         rows = run_batch(options)
@@ -191,8 +260,29 @@ def run(args: argparse.Namespace) -> int:
               f"{len(stopped.left)} not graded (the ones in progress were dropped).", file=sys.stderr)
         print(f"To grade the rest: {resume_command(args, stopped.left)}", file=sys.stderr)
         return stopped.exit_code
-    print(f"wrote {options.out / GRADEBOOK} and {options.out / 'report.html'}", file=sys.stderr)
+    print(f"wrote {options.out / GRADEBOOK} and {options.out / 'report.html'}"
+          + (f" (similar submissions: {options.out / 'similarity.csv'})" if args.similarity else ""), file=sys.stderr)
     return Exit.OK if all(r.status == "graded" for r in rows) else Exit.NOT_DONE
+
+
+def _similarity(args: argparse.Namespace) -> int:
+    from grader.batch import similarity
+    from grader.core.text import printable
+
+    if not args.submissions.is_dir():
+        print(f"{args.submissions} is not a folder", file=sys.stderr)
+        return Exit.REFUSED
+    found = similarity.run(args.submissions, _similarity_settings(args))
+    report = similarity.write_all(args.out, found)
+    print(f"compared {len(found.entries) - len(found.unreadable)} submission(s) of {args.submissions}: "
+          f"{len(found.pairs)} pair(s) listed", file=sys.stderr)
+    for pair in found.pairs:
+        print(f"  {pair.share(found.settings.min_length):.0%}  {printable(pair.a.name)} ~ {printable(pair.b.name)}  "
+              f"{args.out / pair.page}", file=sys.stderr)
+    for entry in found.unreadable:
+        print(f"  not compared: {printable(entry.name)}: {printable(entry.problem or '')}", file=sys.stderr)
+    print(f"wrote {args.out / similarity.SIMILARITY} and {report}", file=sys.stderr)
+    return Exit.OK
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """What a batch writes into its output folder, and the learner names that may become
 folders there.
 
-OUT/gradebook.csv, OUT/report.html and the exports sit beside one folder per learner
+OUT/gradebook.csv, OUT/report.html, the exports and similarity.csv (with its pages in
+OUT/similarity/) sit beside one folder per learner
 (OUT/<learner>/feedback.md, results.json, grading.log, batch.json). A learner is named by
 their submission, a name the learner chose: a name that would collide with one of the
 batch's own files, climb out of OUT, hide a formula or control characters gets an error
@@ -20,8 +21,9 @@ GRADEBOOK = "gradebook.csv"
 REPORT = "report.html"
 EXPORTS = {"canvas": "canvas.csv", "moodle": "moodle.csv"}
 FUNCTIONS = "functions.csv"  # per function and check: the share with full marks, the mean share of points
+SIMILARITY, SIMILARITY_PAGES = "similarity.csv", "similarity"  # similar submissions (similarity.py): pairs, their pages
 FEEDBACK, RESULTS, LOG, FACTS = "feedback.md", "results.json", "grading.log", "batch.json"
-RESERVED = {GRADEBOOK, REPORT, FUNCTIONS, *EXPORTS.values()}
+RESERVED = {GRADEBOOK, REPORT, FUNCTIONS, SIMILARITY, SIMILARITY_PAGES, *EXPORTS.values()}
 MAX_NAME_CHARS = 100
 # A spreadsheet reads a cell starting with these as a formula (sheets.py neutralises such
 # cells with a leading "'", so a name may not start with that either).

@@ -36,6 +36,7 @@ th[aria-sort=descending] button::after { content: " \\25BC"; }
 td.full { background: #c8e6c9; } td.part { background: #ffe0a3; } td.zero { background: #f4b8b8; }
 td.none { color: #888; }
 .why { max-width: 30em; overflow-wrap: anywhere; }
+.nowrap { white-space: nowrap; }
 #learners { font-size: .85em; }
 #learners td, #learners th { padding: .15em .2em; white-space: nowrap; }
 #learners td.learner, #learners td.student, #learners td.why { max-width: 9em; overflow: hidden; text-overflow: ellipsis; }
@@ -66,9 +67,22 @@ def _hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-POLICY = (f"default-src 'none'; script-src {_hash(SCRIPT)}; style-src {_hash(STYLE)}; "
-          "img-src 'none'; base-uri 'none'; form-action 'none'")
+def policy(style: str, script: str | None = None) -> str:
+    """A Content-Security-Policy that allows this style and this script (by hash) and nothing else."""
+    scripts = _hash(script) if script else "'none'"
+    return (f"default-src 'none'; script-src {scripts}; style-src {_hash(style)}; "
+            "img-src 'none'; base-uri 'none'; form-action 'none'")
+
+
+POLICY = policy(STYLE, SCRIPT)
 esc = html.escape
+
+
+def page(title: str, body: str, style: str) -> str:
+    """Another offline page of the batch's (similarity.py's side-by-side views): no script."""
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"{policy(style)}\">"
+            f"<title>{esc(title)}</title><style>{style}</style></head><body>{body}</body></html>")
 
 
 def bands(max_score: int) -> list[tuple[int, int]]:
@@ -293,13 +307,14 @@ def _learners_table(out: Path, rows: list[dict], student_columns: list[str]) -> 
             "their feedback.md. Click a column's name to sort by it.</p>")
 
 
-def _plain_table(headers: list[str], rows: list[list[str]], table_id: str) -> str:
+def plain_table(headers: list[str], rows: list[list[str]], table_id: str) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table id='{table_id}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render(out: Path, rows: list[dict], student_columns: list[str] | None = None) -> str:
+def render(out: Path, rows: list[dict], student_columns: list[str] | None = None, similar: str = "") -> str:
+    """The class report; ``similar``: the similar submissions' section (similarity.py), when asked for."""
     graded = [r for r in rows if r["status"] == "graded"]
     max_score = catalogue.load().points
     facts = {r["learner"]: _facts(out, r["learner"]) for r in rows}
@@ -315,28 +330,30 @@ def render(out: Path, rows: list[dict], student_columns: list[str] | None = None
              for e, full, partial in per_function(graded)]
     parts.append("<h2>Pass rate per function</h2><p>Among the graded: the share with full marks, and the mean "
                  "share of the function's points earned (partial credit); per check in functions.csv.</p>"
-                 + _plain_table(["", "function", "points", "full marks", "", "mean points"], rates, "functions"))
+                 + plain_table(["", "function", "points", "full marks", "", "mean points"], rates, "functions"))
     parts.append("<h2>Every learner</h2>" + _learners_table(out, rows, student_columns))
     failing = [r for r in rows if r["status"] != "graded" or int(r["score"]) < max_score / 2]
-    parts.append("<h2>Failing submissions</h2><p>Not graded, or below half marks.</p>" + _plain_table(
+    parts.append("<h2>Failing submissions</h2><p>Not graded, or below half marks.</p>" + plain_table(
         ["learner", "status", "score", "why"],
         [[esc(r["learner"]), esc(r["status"]), f"{esc(r['score'])}/{esc(r['max_score'])}",
           f"<span class='why'>{esc(r['reason'] if r['status'] != 'graded' else lost_most(r))}</span>"]
          for r in failing], "failing"))
     ran = [r for r in rows if r["status"] in ("graded", "timeout")]
     slowest = sorted(ran, key=lambda r: -float(r["seconds"] or 0))[:SLOWEST_SHOWN]
-    parts.append("<h2>Slowest submissions</h2>" + _plain_table(
+    parts.append("<h2>Slowest submissions</h2>" + plain_table(
         ["learner", "seconds", "status", "peak memory"],
         [[esc(r["learner"]), esc(r["seconds"]), esc(r["status"]),
           f"{_peak_kb(facts[r['learner']]) / 1024:.0f} MB"] for r in slowest], "slowest"))
+    if similar:
+        parts.append(similar)
     parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
 
-def write(out: Path, rows: list[dict], student_columns: list[str] | None = None) -> Path:
+def write(out: Path, rows: list[dict], student_columns: list[str] | None = None, similar: str = "") -> Path:
     """report.html, and functions.csv beside it (the same statistics, per check too, for a spreadsheet)."""
     path = out / REPORT
-    replace_file(path, render(out, rows, student_columns))
+    replace_file(path, render(out, rows, student_columns, similar))
     graded = [r for r in rows if r["status"] == "graded"]
     sheets.write_csv(out / FUNCTIONS, FUNCTION_COLUMNS, functions_table(out, graded), excel=False)
     return path

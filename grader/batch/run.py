@@ -43,6 +43,7 @@ class Options:
     roster: Roster | None = None
     excel: bool = False  # a new gradebook.csv starts with a UTF-8 byte order mark
     duplicates: str = "error"  # entries naming one learner: an error row, or the newest graded (collect.py)
+    similarity: object = None  # --similarity: similarity.Settings, compared once every learner is graded
 
 
 REGRADE_FAILED = "failed"  # --regrade failed
@@ -145,7 +146,14 @@ def run_batch(options: Options) -> list[Row]:
             raise _stopped(None, str(error), todo, finished) from None
     if received and len(finished) < len(todo):
         raise _stopped(received[0], None, todo, finished)
-    report.write(options.out, gradebook.rows(), list(options.roster.columns) if options.roster else [])
+    similar = ""
+    if options.similarity is not None:
+        from grader.batch import similarity
+
+        found = similarity.run(options.submissions, options.similarity, options.grading.timeout)
+        similarity.write(options.out, found)
+        similar = similarity.section(found)
+    report.write(options.out, gradebook.rows(), list(options.roster.columns) if options.roster else [], similar)
     return finished
 
 

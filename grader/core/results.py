@@ -24,6 +24,12 @@ MAX_RESULTS_BYTES = 8 * 1024 * 1024  # a scoring process writes a few hundred KB
 STATUS_ORDER = ("not_attempted", "error", "failed", "passed")
 
 
+def test_name(exercise: Exercise, check: str) -> str:
+    """A check's name in results.json (``ex01_tracking.log_run: params and metrics``): the
+    platforms' packages name their tests and steps by it too."""
+    return f"{exercise.key}: {check.replace('_', ' ')}"
+
+
 @dataclass
 class CheckResult:
     exercise: Exercise
@@ -94,7 +100,7 @@ class Grade:
             if c.exercise.key in self.notes and c.exercise.key not in noted:  # once per function
                 noted.add(c.exercise.key)
                 output = "\n".join([output, *(f"Note: {n}" for n in self.notes[c.exercise.key])]).strip()
-            tests.append(TestEntry(f"{c.exercise.key}: {c.check.replace('_', ' ')}", c.earned, c.points,
+            tests.append(TestEntry(test_name(c.exercise, c.check), c.earned, c.points,
                                    "passed" if c.status == "passed" else "failed", output))
         exercises = {r.exercise.key: FunctionEntry(r.score, r.max_score, r.status, tuple(self.notes.get(r.exercise.key, ())))
                      for r in self.exercises()}
