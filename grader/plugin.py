@@ -177,7 +177,7 @@ class GradingPlugin:
             return
         grading = self._session()
         classes = {item.cls: catalogue.module_of(item.path) for item in session.items if hasattr(item.cls, "scenario")}
-        # A class marked ``starts_first`` waits on something slow to start (a server): its
+        # A class marked ``starts_first`` waits on something slow to start (a server, a new Python): its
         # scenario goes first, so that wait overlaps the other scenarios instead of ending the grading.
         for cls in sorted(classes, key=lambda cls: not getattr(cls, "starts_first", False)):
             grading.start_scenario(cls, classes[cls])

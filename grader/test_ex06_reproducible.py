@@ -175,6 +175,8 @@ class Test_log_code_version:
 
 
 class Test_run_project:
+    starts_first = True  # a project run starts a new Python that imports MLflow: ahead of the others
+
     @staticmethod
     def scenario(learner, inputs):
         needs_git()

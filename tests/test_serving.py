@@ -69,7 +69,9 @@ class ServerWatch:
         while not self._stop.is_set():
             for pid in descendants(self.root):
                 if pid not in self.processes and (command := command_of(pid)) and (space := netns(pid)):
-                    self.processes[pid] = {"command": command, "netns": space}
+                    self.processes[pid] = {"command": command, "names": set(), "netns": space}
+                if pid in self.processes:  # a fork of the grader's call takes the name of what it runs
+                    self.processes[pid]["names"].add(name_of(pid))
                 if pid in self.listening:
                     continue
                 ports, space, command = listening(pid), netns(pid), command_of(pid)
@@ -85,7 +87,7 @@ class ServerWatch:
     def servers(self) -> dict[int, dict]:
         """The grader's servers seen listening, and MLflow's CLI servers (uvicorn) seen at all:
         the learner's listens only while it is scored, but runs for seconds."""
-        return {**{pid: p for pid, p in self.processes.items() if "uvicorn" in p["command"]}, **self.listening}
+        return {**{pid: p for pid, p in self.processes.items() if is_uvicorn(p)}, **self.listening}
 
     def left(self) -> list[str]:
         """What of all it saw still runs."""
@@ -98,6 +100,19 @@ def command_of(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
     except OSError:
         return ""
+
+
+def name_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def is_uvicorn(process: dict) -> bool:
+    """uvicorn, as a program of its own, or, run in a fork of the grader's warm call, by the
+    name it took (/proc/<pid>/comm)."""
+    return "uvicorn" in process["command"] or "uvicorn" in process.get("names", ())
 
 
 def alive(pid: int) -> bool:
@@ -119,7 +134,7 @@ def assert_servers_gone(watch: ServerWatch, output: str) -> None:
     # The grader's model server (forked from the worker, seen listening) and the learner's
     # (MLflow's CLI running uvicorn): both, or this test proved nothing; then nothing of
     # all that ran below is left.
-    assert watch.listening and any("uvicorn" in p["command"] for p in watch.processes.values()), (
+    assert watch.listening and any(is_uvicorn(p) for p in watch.processes.values()), (
         watch.listening, output[-3000:])
     assert not watch.left(), f"left running: {watch.left()}"
 
@@ -140,6 +155,9 @@ def test_a_self_check_leaves_no_server_and_bwrap_keeps_them_inside(tmp_path, mod
     completed, watch = watched(command)
     assert completed.returncode == 0, completed.stdout[-3000:]
     assert_servers_gone(watch, completed.stdout)
+    # The solution's command is this environment's CLI: it ran in a fork of the warm call.
+    assert any("uvicorn" in p["names"] and "uvicorn" not in p["command"] for p in watch.processes.values()), (
+        watch.processes)
     if mode == "bwrap":
         ours = netns(os.getpid())
         assert all(s["netns"] != ours for s in watch.servers().values()), watch.servers()
@@ -182,3 +200,35 @@ def test_watch_serves_and_quits_leaving_no_server(tmp_path):
         assert_servers_gone(watch.stop(), screen)
     finally:
         terminal.close()
+
+
+def test_the_cli_of_this_environment_runs_warm_any_other_program_as_it_is(tmp_path):
+    """A command of this environment's MLflow CLI (its Python with ``-m mlflow``, or the
+    ``mlflow`` script beside it) runs in a fork of the grader's warm call: MLflow's own CLI
+    and uvicorn's, imported once. Any other program runs as it is, a new process: a link to
+    this Python from another folder, as another environment's would, and it serves alike."""
+    from grader.test_ex05_serving import _this_environments_cli
+
+    elsewhere = tmp_path / "elsewhere" / "bin"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "python").symlink_to(sys.executable)
+    serve = ["models", "serve", "-m", "models:/m@a", "--env-manager", "local"]
+    beside = Path(sys.executable).parent / "mlflow"
+    assert _this_environments_cli([sys.executable, "-m", "mlflow", *serve])
+    assert _this_environments_cli([str(beside), *serve]) == beside.is_file()
+    assert not _this_environments_cli([str(elsewhere / "python"), "-m", "mlflow", *serve])
+    assert not _this_environments_cli([str(tmp_path / "nowhere" / "mlflow"), *serve])
+
+    code = (
+        "def serve_command(model_uri, port):\n"
+        f"    return [{str(elsewhere / 'python')!r}, \"-m\", \"mlflow\", \"models\", \"serve\", \"--model-uri\", model_uri,\n"
+        "            \"--host\", \"127.0.0.1\", \"--port\", str(port), \"--env-manager\", \"local\"]\n"
+    )
+    learner = with_functions(tmp_path / "learner", {("ex05_serving", "serve_command"): code})
+    command = [sys.executable, "-m", "pytest",
+               *grader_args(learner, "-k", "serve_command", seed=SEED, out=tmp_path / "r.json")]
+    completed, watch = watched(command)
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    uvicorns = [p for p in watch.processes.values() if is_uvicorn(p)]
+    assert uvicorns and all("uvicorn" in p["command"] for p in uvicorns), watch.processes  # a program of its own
+    assert not watch.left(), f"left running: {watch.left()}"
