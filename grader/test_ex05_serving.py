@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -136,119 +137,6 @@ def _cli_arguments(command) -> list[str]:
     return list(command[1:] if os.path.basename(command[0]) == "mlflow" else command[3:])
 
 
-def _this_environments_cli(command) -> bool:
-    """Whether the command's program is this very environment's: its Python (``-m mlflow``)
-    or the ``mlflow`` script beside it, found as the command would find it (``PATH``).
-    Compared as paths, not as the files links lead to: a virtualenv's python links to
-    another environment's."""
-    import shutil
-    import sys
-
-    found = shutil.which(command[0])
-    if found is None:
-        return False
-    name = os.path.basename(found)
-    if not (name == "mlflow" or name.startswith("python")):
-        return False
-    return os.path.dirname(os.path.abspath(found)) == os.path.dirname(os.path.abspath(sys.executable))
-
-
-class _Forked:
-    """A child forked from this call, with the little of ``subprocess.Popen`` the step uses."""
-
-    def __init__(self, pid: int):
-        self.pid, self.returncode = pid, None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def kill(self) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, 9)
-
-    def wait(self) -> int:
-        if self.returncode is None:
-            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-        return self.returncode
-
-
-def _cli_in_fork(arguments: list[str], log: int) -> _Forked:
-    """Run MLflow's CLI with these arguments as this environment's ``mlflow`` would, in a
-    child forked from this call, which has MLflow imported already: a new Python would
-    import it twice (the CLI, then uvicorn's app), 5 to 14 s where this takes about one.
-    MLflow's own code parses the arguments, resolves the model and builds uvicorn's
-    command; the one difference is how that command starts (``_exec_uvicorn_in_place``)."""
-    import sys
-
-    pid = os.fork()
-    if pid:
-        return _Forked(pid)
-    code = 1
-    try:
-        # (Not faulthandler.cancel_dump_traceback_later(): it waits for the call's watchdog
-        # thread, which a forked child does not have, forever.)
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        sys.stdout = open(1, "w", buffering=1, closefd=False)
-        sys.stderr = open(2, "w", buffering=1, closefd=False)
-        sys.argv = ["mlflow", *arguments]
-        _name_process(b"mlflow")
-        _exec_uvicorn_in_place()
-        from mlflow.cli import cli
-
-        cli.main(args=arguments, prog_name="mlflow")
-        code = 0
-    except SystemExit as ended:
-        code = ended.code if isinstance(ended.code, int) else int(ended.code is not None)
-    except BaseException:  # noqa: BLE001 - said in the log the step shows
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def _exec_uvicorn_in_place() -> None:
-    """MLflow's backend starts its scoring server as ``bash -c "exec uvicorn ..."``: uvicorn
-    replaces bash. Here uvicorn's own CLI runs those arguments in this process instead,
-    with the environment MLflow gave it, as if this process had been replaced; any other
-    command starts as it would have."""
-    import shlex
-    import subprocess
-
-    popen = subprocess.Popen
-
-    def start(args, *more, env=None, **options):
-        if isinstance(args, list) and args[:2] == ["bash", "-c"] and args[2].startswith("exec uvicorn "):
-            os.environ.clear()
-            os.environ.update(env if env is not None else {})
-            _name_process(b"uvicorn")
-            from uvicorn.main import main
-
-            main.main(args=shlex.split(args[2])[2:], prog_name="uvicorn")  # serves until killed
-            raise SystemExit(0)
-        return popen(args, *more, env=env, **options)
-
-    subprocess.Popen = start
-
-
-def _name_process(name: bytes) -> None:
-    """The name ``ps`` shows (/proc/<pid>/comm): what this fork now runs."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).prctl(15, name, 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):
-        pass
-
-
 @sandbox_step
 def serve_and_score(command, port, X, limit):
     """Applied to what ``serve_command`` returned: run exactly that argument list (no
@@ -259,10 +147,15 @@ def serve_and_score(command, port, X, limit):
     log_path = os.path.join(tempfile.gettempdir(), "served.log")
     started = time.monotonic()
     with open(log_path, "wb") as log:
+        # This environment's MLflow CLI runs in a fork of this warm call (the worker's
+        # grader/sandbox/warm.py): MLflow imported once, not twice in new Pythons. Another
+        # Python, another MLflow: only running it as it is tells what it does.
+        warm = sys.modules.get("_kit_warm")
+        arguments = warm.arguments_of(list(command)) if warm else None
         try:
-            if _this_environments_cli(command):
-                process = _cli_in_fork(_cli_arguments(command), log.fileno())
-            else:  # another Python, another MLflow: only running it tells what it does
+            if arguments:
+                process = warm.start(arguments, output=log.fileno())
+            else:
                 process = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         except OSError as error:
             return {"problem": f"it could not be started: {error}"}

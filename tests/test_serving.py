@@ -207,17 +207,16 @@ def test_the_cli_of_this_environment_runs_warm_any_other_program_as_it_is(tmp_pa
     ``mlflow`` script beside it) runs in a fork of the grader's warm call: MLflow's own CLI
     and uvicorn's, imported once. Any other program runs as it is, a new process: a link to
     this Python from another folder, as another environment's would, and it serves alike."""
-    from grader.test_ex05_serving import _this_environments_cli
+    from grader.sandbox.warm import arguments_of
 
     elsewhere = tmp_path / "elsewhere" / "bin"
     elsewhere.mkdir(parents=True)
     (elsewhere / "python").symlink_to(sys.executable)
     serve = ["models", "serve", "-m", "models:/m@a", "--env-manager", "local"]
-    beside = Path(sys.executable).parent / "mlflow"
-    assert _this_environments_cli([sys.executable, "-m", "mlflow", *serve])
-    assert _this_environments_cli([str(beside), *serve]) == beside.is_file()
-    assert not _this_environments_cli([str(elsewhere / "python"), "-m", "mlflow", *serve])
-    assert not _this_environments_cli([str(tmp_path / "nowhere" / "mlflow"), *serve])
+    assert arguments_of([sys.executable, "-m", "mlflow", *serve]) == ["-m", "mlflow", *serve]
+    assert arguments_of(["mlflow", *serve], path=str(Path(sys.executable).parent)) == [
+        str(Path(sys.executable).parent / "mlflow"), *serve]
+    assert arguments_of([str(elsewhere / "python"), "-m", "mlflow", *serve]) is None
 
     code = (
         "def serve_command(model_uri, port):\n"

@@ -185,7 +185,7 @@ def _leading_folders(paths: list[str]) -> list[str]:
 # worker.py and what it loads beside itself (and the ground floor's exit codes): the only
 # grader code the sandbox holds.
 WORKER_SCRIPTS = (*(WORKER.with_name(name) for name in (
-    "worker.py", "protocol.py", "mlflow_patches.py", "speedups.py", "confine.py")),
+    "worker.py", "protocol.py", "mlflow_patches.py", "speedups.py", "confine.py", "warm.py")),
     WORKER.parent.parent / "ground" / "exits.py")
 # A root zygote's: building sandboxes (SYS_ADMIN), starting calls as the learner (SETUID,
 # SETGID), ending them (KILL), and dropping the first two for good once built (SETPCAP).

@@ -21,6 +21,11 @@ exactly as they were: the patches skip work whose answer the grader knows alread
   dialect starts with an empty cache of compiled SQL: all stores are SQLite databases of
   one schema opened through one driver, so their engines share the first engine's
   dialect and cache.
+- ``warm_project_scripts`` (in the worker, before it forks calls): an MLflow Project whose
+  entry point is this environment's ``python SCRIPT ...`` runs it in a fork of the call,
+  where MLflow is imported already, rather than in a new Python through bash (warm.py says
+  how, and what of a new process the fork has). MLflow still checks the parameters, makes
+  the run, sets its tags and waits for the script; any other command runs as before.
 
 Both the grader and the sandbox worker use this module, so it imports nothing from the
 grader (the sandbox sees this file beside worker.py, not the grader package).
@@ -45,6 +50,7 @@ PATCHED = (
     ("mlflow.utils.databricks_utils", "_get_dbutils"),
     ("mlflow.store.db.utils", "_get_latest_schema_revision"),
     ("mlflow.store.db.utils", "create_sqlalchemy_engine"),
+    ("mlflow.projects.backend.local", "_run_entry_point"),
 )
 MARK = "_exercise_kit_patched"  # set on a module once its patches are in
 
@@ -155,3 +161,37 @@ def _sharing_compiled_sql(create_engine):
         return engine
 
     return create
+
+
+# ------------------------------------------------------------------ MLflow Projects
+def warm_project_scripts(warm) -> None:
+    """``warm``: grader/sandbox/warm.py, as the worker loaded it."""
+    import mlflow.projects.backend.local as local
+
+    if getattr(local, MARK, False):
+        return
+    _replace("mlflow.projects.backend.local", "_run_entry_point", _warm_entry_point(local._run_entry_point, warm))
+    setattr(local, MARK, True)
+
+
+def _warm_entry_point(run_entry_point, warm):
+    @functools.wraps(run_entry_point)
+    def run(command, work_dir, experiment_id, run_id):
+        import os
+
+        import mlflow
+        import mlflow.projects.backend.local as local
+
+        try:  # the environment MLflow gives the entry point's command
+            env = os.environ.copy()
+            env.update(local.get_run_env_vars(run_id, experiment_id))
+            env.update(local.get_databricks_env_vars(tracking_uri=mlflow.get_tracking_uri()))
+            words = warm.shell_words(command)
+            arguments = warm.arguments_of(words, env.get("PATH")) if words else None
+        except Exception:  # noqa: BLE001 - MLflow changed: run it MLflow's way
+            arguments = None
+        if not arguments:
+            return run_entry_point(command, work_dir, experiment_id, run_id)
+        return local.LocalSubmittedRun(run_id, warm.start(arguments, env=env, cwd=work_dir))
+
+    return run

@@ -15,7 +15,7 @@ of one worker per learner, each in a sandbox of its own (confine.py).
 
 This file knows nothing of the curriculum, and imports nothing from the grader package:
 it and the modules beside it that it loads (protocol.py, mlflow_patches.py, speedups.py,
-confine.py) are the only grader code the sandbox sees.
+confine.py, warm.py) are the only grader code the sandbox sees.
 """
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ _confine = _load_beside("confine")
 _protocol = _load_beside("protocol")
 _exits = _load_beside("exits", "../ground")
 _patches = _load_beside("mlflow_patches")
+_warm = _load_beside("warm")  # sandbox steps find it in sys.modules, as _kit_warm
 Status, Exit = _protocol.Status, _exits.Exit
 
 import logging  # noqa: E402
@@ -89,6 +90,7 @@ for _name in WARM_IMPORTS:
 
 _patches.skip_machine_probes()
 _patches.speed_up_sqlite_stores()  # forked calls inherit what it saves
+_patches.warm_project_scripts(_warm)
 
 # The system calls learner code is refused (confine.py), built once; each call loads it.
 SECCOMP = os.environ.pop("GRADER_SECCOMP", "") == "1"
