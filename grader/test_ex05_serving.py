@@ -30,11 +30,13 @@ from grader.sandbox.protocol import sandbox_step
 from grader.core.session import Scenario
 
 LOOPBACK = ("127.0.0.1", "::1")
+SERVE_TRIES = 3  # ports serve_command is asked for, one after the other, should one be taken
+PORTS = range(20000, 30000)  # for the learner's server: below the ephemeral ports other servers get
 
 
 # ------------------------------------------------------------------ sandbox steps
-def _listening(port: int) -> list[str]:
-    """The addresses a socket listens on at ``port``, in this network namespace."""
+def _listeners(port: int) -> list[tuple[str, str]]:
+    """(address, socket inode) of each socket listening on ``port``, in this network namespace."""
     import socket
 
     found = []
@@ -49,8 +51,31 @@ def _listening(port: int) -> list[str]:
             if row[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
                 raw = bytes.fromhex(address)  # the kernel's words, each little-endian
                 raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-                found.append(socket.inet_ntop(family, raw))
-    return sorted(set(found))
+                found.append((socket.inet_ntop(family, raw), row[9]))
+    return found
+
+
+def _listening(port: int) -> list[str]:
+    """The addresses a socket listens on at ``port``, in this network namespace."""
+    return sorted({address for address, _ in _listeners(port)})
+
+
+def _held_here(port: int) -> bool:
+    """Whether a process of this call's session (the command it ran, or what that started)
+    holds the socket listening on ``port``: not another program on the same loopback
+    (another grading's server, where gradings share one, picked the same port)."""
+    sockets = {f"socket:[{inode}]" for _, inode in _listeners(port)}
+    session = os.getsid(0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                if int(handle.read().rsplit(")", 1)[1].split()[3]) != session:
+                    continue
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in sockets for fd in os.listdir(f"/proc/{pid}/fd")):
+                return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False
 
 
 def _end(process: subprocess.Popen) -> None:
@@ -161,6 +186,8 @@ def serve_and_score(command, port, X, limit):
             return {"problem": f"it could not be started: {error}"}
     try:
         problem = wait_until_answering(port, "/ping", limit, running=lambda: process.poll() is None)
+        if problem is None and not _held_here(port):
+            return {"taken": True, "problem": f"port {port} was taken by another program"}
         if problem is None:
             served = {"ping_seconds": round(time.monotonic() - started, 2), "listening": _listening(port)}
             status, text = http(port, "/invocations", {"dataframe_split": X.to_dict(orient="split", index=False)})
@@ -171,24 +198,36 @@ def serve_and_score(command, port, X, limit):
         _end(process)
     with open(log_path, "rb") as log:
         said = log.read()[-1500:].decode(errors="replace").strip()
+    if "address already in use" in said.lower():  # another program had it first
+        return {"taken": True, "problem": f"port {port} was taken by another program"}
     return {"problem": problem + (f". What it printed last:\n{said}" if said else ""), "ran": True}
 
 
 @sandbox_step
 def registered_versions(experiment_id, X_example, specs, ports):
-    """Set-up: registered versions (``logged_models``) and a port free on this
-    sandbox's loopback, the first of ``ports`` that is."""
+    """Set-up: registered versions (``logged_models``) and SERVE_TRIES ports free on this
+    sandbox's loopback: the first of ``ports`` that is (the seed's: the same in every run),
+    then others drawn at random, should it be taken (gradings with one seed would otherwise
+    all ask for the same ones)."""
+    import random
     import socket
 
-    made = logged_models(experiment_id, X_example, specs)  # a name, not steps.: it travels by value
-    for port in ports:
+    def free(port):
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
-                continue
-        return {"versions": made, "port": port}
-    raise RuntimeError(f"no free port among {ports}")
+                return False
+        return True
+
+    made = logged_models(experiment_id, X_example, specs)  # a name, not steps.: it travels by value
+    first = next((port for port in ports if free(port)), None)
+    drawn = random.SystemRandom()
+    others = [port for port in drawn.sample(range(PORTS.start, PORTS.stop), 50) if port != first and free(port)]
+    chosen = ([first] if first else []) + others
+    if len(chosen) < SERVE_TRIES:
+        raise RuntimeError(f"not {SERVE_TRIES} free ports between {PORTS.start} and {PORTS.stop}")
+    return {"versions": made, "ports": chosen[:SERVE_TRIES]}
 
 
 # ------------------------------------------------------------------ the checks
@@ -303,12 +342,18 @@ class Test_serve_command:
         chosen = inputs.rng.choice([1, 2])
         specs = [dict(model=m, register_as=name, alias=alias if number == chosen else None)
                  for number, m in enumerate(models, start=1)]
-        ports = inputs.rng.sample(range(20000, 30000), 20)  # below the ephemeral ports other servers get
+        ports = inputs.rng.sample(PORTS, 20)
         made = learner.prepare(store, registered_versions, experiment_id, X_train.head(5), specs, ports)
         uri = f"models:/{name}@{alias}"
-        call = learner.attempt(store, uri, made["port"], then=(serve_and_score, made["port"], X_test, START_LIMIT),
-                               more_seconds=START_LIMIT + 30)  # + scoring, and ending it
-        return Scenario(call=call, uri=uri, port=made["port"], expected=models[chosen - 1].predict(X_test), chosen=chosen)
+        # Gradings that share a loopback (no bubblewrap) and a seed pick the same port: the
+        # one whose server did not get it (serve_and_score says "taken") asks again, with
+        # the next port; the learner's function is called again, as it may be.
+        for port in made["ports"]:
+            call = learner.attempt(store, uri, port, then=(serve_and_score, port, X_test, START_LIMIT),
+                                   more_seconds=START_LIMIT + 30)  # + scoring, and ending it
+            if not (call.succeeded and call.value().get("taken")):
+                break
+        return Scenario(call=call, uri=uri, port=port, expected=models[chosen - 1].predict(X_test), chosen=chosen)
 
     @staticmethod
     def served(scenario) -> dict:

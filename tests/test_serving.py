@@ -5,7 +5,9 @@ bubblewrap none of them may share this test's network namespace: nothing listene
 the machine's other programs could reach it."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEED, batch_command, grader_args, linger, with_functions
+from conftest import REPO, SEED, batch_command, grade, grader_args, linger, with_functions
 from grader.core import catalogue
 from grader.ground.processes import descendants, proc_stat
 from grader.sandbox import isolation
@@ -231,3 +233,72 @@ def test_the_cli_of_this_environment_runs_warm_any_other_program_as_it_is(tmp_pa
     uvicorns = [p for p in watch.processes.values() if is_uvicorn(p)]
     assert uvicorns and all("uvicorn" in p["command"] for p in uvicorns), watch.processes  # a program of its own
     assert not watch.left(), f"left running: {watch.left()}"
+
+
+def test_a_port_is_held_here_only_by_a_process_of_this_session():
+    """What tells the learner's server from another program that answers on its port."""
+    import socket
+
+    from grader.test_ex05_serving import _held_here
+
+    with socket.socket() as mine:
+        mine.bind(("127.0.0.1", 0))
+        mine.listen()
+        assert _held_here(mine.getsockname()[1])
+    other = subprocess.Popen([sys.executable, "-c", "import socket, sys, time\ns = socket.socket()\n"
+                              "s.bind(('127.0.0.1', 0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)"],
+                             stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        port = int(other.stdout.readline())
+        assert not _held_here(port)
+    finally:
+        other.kill()
+        other.wait()
+
+
+IMPOSTOR = r"""
+import http.server, sys
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        print("asked", self.path, flush=True)
+        self.send_response(200); self.end_headers(); self.wfile.write(b"\n")
+    def log_message(self, *args):
+        pass
+sys.stdin.readline()  # the learner's command has started
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Answer)
+print("listening", flush=True)
+server.serve_forever()
+"""
+
+
+def test_a_port_another_program_takes_is_not_taken_for_the_learners_server(tmp_path):
+    """Gradings that share a loopback (no bubblewrap) and a seed ask for the same port first.
+    Here another program takes it while the learner's command starts, and answers /ping
+    there: the grader must not take it for the learner's server (score it, or fail the
+    learner for it), but ask again on another port."""
+    wrong = "def serve_command(model_uri, port):\n    return [\"mlflow\", \"models\", \"serve\"]\n"
+    probe = with_functions(tmp_path / "probe", {("ex05_serving", "serve_command"): wrong})
+    graded = grade(probe, "-k", "serve_command", out=tmp_path / "probe.json")
+    port = int(re.search(r"serve_command\('models:/[^']+', (\d+)\)", graded.output).group(1))  # the seed's first
+    impostor = subprocess.Popen([sys.executable, "-c", IMPOSTOR, str(port)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)
+    command = [sys.executable, "-m", "pytest", *grader_args(REPO / "solutions", "-k", "serve_command", seed=SEED,
+                                                             out=tmp_path / "r.json")]
+    grading = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(name_of(pid) == "mlflow" for pid in descendants(grading.pid)):  # the command, in its fork
+            assert grading.poll() is None and time.monotonic() < deadline, "the learner's command was never seen starting"
+            time.sleep(0.01)
+        impostor.stdin.write("go\n")
+        impostor.stdin.flush()
+        assert impostor.stdout.readline().strip() == "listening"
+        output = grading.communicate(timeout=600)[0]
+    finally:
+        impostor.kill()
+        said = impostor.communicate()[0]
+        grading.kill()
+    assert "asked /ping" in said, f"the grader never met the other program on port {port}: this test proved nothing"
+    points = catalogue.load().exercise("ex05_serving", "serve_command").points
+    scores = json.loads((tmp_path / "r.json").read_text())["extra_data"]["exercises"]
+    assert scores["ex05_serving.serve_command"]["score"] == points, output[-3000:]
