@@ -162,6 +162,21 @@ def _cli_arguments(command) -> list[str]:
     return list(command[1:] if os.path.basename(command[0]) == "mlflow" else command[3:])
 
 
+def _said_serving(log_path: str, port: int, process, limit: float = 5.0) -> bool:
+    """Whether the command's own output says its uvicorn serves on ``port`` (it logs so once it
+    listens): where this call may not read its processes' descriptors (a confined call's
+    children are not dumpable), the proof that the server answering is the command's."""
+    deadline = time.monotonic() + limit
+    while True:
+        with open(log_path, "rb") as log:
+            said = log.read().decode(errors="replace")
+        if any("Uvicorn running on" in line and f":{port} " in line for line in said.splitlines()):
+            return True
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 @sandbox_step
 def serve_and_score(command, port, X, limit):
     """Applied to what ``serve_command`` returned: run exactly that argument list (no
@@ -186,7 +201,7 @@ def serve_and_score(command, port, X, limit):
             return {"problem": f"it could not be started: {error}"}
     try:
         problem = wait_until_answering(port, "/ping", limit, running=lambda: process.poll() is None)
-        if problem is None and not _held_here(port):
+        if problem is None and not (_held_here(port) or _said_serving(log_path, port, process)):
             return {"taken": True, "problem": f"port {port} was taken by another program"}
         if problem is None:
             served = {"ping_seconds": round(time.monotonic() - started, 2), "listening": _listening(port)}

@@ -42,6 +42,10 @@ def test_projects_git_and_the_tracking_server_end_with_the_grading(tmp_path, mod
     # of a second otherwise) listens long enough to be seen from outside every time.
     learner = linger(shutil.copytree(REPO / "solutions", tmp_path / "learner", ignore=shutil.ignore_patterns("__pycache__")),
                      {"ex06_reproducible": ["log_run_rest"]})
+    # The project's script, a fork of the call, runs a fraction of a second: the learner makes
+    # it end with a second's wait, so that it too is seen every time.
+    linger(learner, {"ex06_reproducible": ["run_project"]},
+           first="open(project_uri + '/train.py', 'a').write('\\n__import__(\"time\").sleep(1)\\n')")
     command = [sys.executable, "-m", "pytest",
                *grader_args(learner, "-k", "ex06", "--isolation", mode, seed=SEED, out=tmp_path / "r.json")]
     completed, watch = watched(command, env={"TMPDIR": str(place)})
