@@ -177,6 +177,14 @@ def _said_serving(log_path: str, port: int, process, limit: float = 5.0) -> bool
         time.sleep(0.05)
 
 
+def _taken(port: int) -> dict:
+    """Another program took the port first: not the learner's doing (the scenario asks again
+    on another port; after the last, this is what the learner reads)."""
+    return {"taken": True, "ran": True,
+            "problem": f"another program on this machine took port {port} first, so your server could not be "
+                       "tested there; nothing is wrong with your command as far as this says: run the check again"}
+
+
 @sandbox_step
 def serve_and_score(command, port, X, limit):
     """Applied to what ``serve_command`` returned: run exactly that argument list (no
@@ -202,7 +210,7 @@ def serve_and_score(command, port, X, limit):
     try:
         problem = wait_until_answering(port, "/ping", limit, running=lambda: process.poll() is None)
         if problem is None and not (_held_here(port) or _said_serving(log_path, port, process)):
-            return {"taken": True, "problem": f"port {port} was taken by another program"}
+            return _taken(port)
         if problem is None:
             served = {"ping_seconds": round(time.monotonic() - started, 2), "listening": _listening(port)}
             status, text = http(port, "/invocations", {"dataframe_split": X.to_dict(orient="split", index=False)})
@@ -214,7 +222,7 @@ def serve_and_score(command, port, X, limit):
     with open(log_path, "rb") as log:
         said = log.read()[-1500:].decode(errors="replace").strip()
     if "address already in use" in said.lower():  # another program had it first
-        return {"taken": True, "problem": f"port {port} was taken by another program"}
+        return _taken(port)
     return {"problem": problem + (f". What it printed last:\n{said}" if said else ""), "ran": True}
 
 
@@ -238,7 +246,7 @@ def registered_versions(experiment_id, X_example, specs, ports):
     made = logged_models(experiment_id, X_example, specs)  # a name, not steps.: it travels by value
     first = next((port for port in ports if free(port)), None)
     drawn = random.SystemRandom()
-    others = [port for port in drawn.sample(range(PORTS.start, PORTS.stop), 50) if port != first and free(port)]
+    others = [port for port in drawn.sample(PORTS, 50) if port != first and free(port)]
     chosen = ([first] if first else []) + others
     if len(chosen) < SERVE_TRIES:
         raise RuntimeError(f"not {SERVE_TRIES} free ports between {PORTS.start} and {PORTS.stop}")

